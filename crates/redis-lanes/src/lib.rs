@@ -1,1 +1,78 @@
-//! redis-lanes
+//! Async Redis connections managed the way they should be.
+//!
+//! A [`Client`] is a cheap, cloneable handle. Every clone's commands are
+//! auto-pipelined on one shared connection (a *lane*): the lane's driver drains
+//! everything queued into one write, reads in large chunks and decodes every complete
+//! reply before it yields. `Client` implements [`redis::aio::ConnectionLike`], so the
+//! `redis` crate's command API works on it unchanged.
+//!
+//! ```no_run
+//! use redis::AsyncCommands;
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = redis_lanes::Client::connect("redis://127.0.0.1:6379").await?;
+//! let mut conn = client.clone();
+//! conn.set::<_, _, ()>("k", 1).await?;
+//! let (a, b): (i64, i64) = redis::pipe().incr("k", 1).incr("k", 1).query_async(&mut conn).await?;
+//! assert_eq!((a, b), (2, 3));
+//! client.close().await;
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//!
+//! - [`Client`] (`client.rs`): the public handle; ties lanes together.
+//! - [`Lane`] and [`LaneDriver`] (`lane/`): one connection, split into a cloneable
+//!   handle and the future that owns the socket, as hyper splits `SendRequest` from
+//!   `Connection`. [`Builder::pair`] hands out both for users who spawn the driver.
+//! - `route.rs`: which commands may share a connection, decided from the name and
+//!   arguments by a pure function.
+//! - `resp/`: an incremental RESP2/RESP3 decoder into [`redis::Value`] with limits on
+//!   bulk length, nesting depth and frame size.
+//! - `handshake.rs`, `transport.rs`, `url.rs`, `config.rs`: connecting.
+//! - [`Error`] (`error.rs`): one opaque error with [`ErrorKind`].
+//!
+//! # Cancel safety
+//!
+//! Every request future can be dropped at any `.await` (timeouts, `select!`, aborted
+//! tasks):
+//!
+//! - a request dropped **before it is written** is never written;
+//! - a request dropped **after it is written** runs on the server; its late reply is
+//!   read and discarded, so replies never shift onto the wrong caller.
+//!
+//! # Drop behavior
+//!
+//! Dropping the last [`Client`] clone closes its socket and ends its driver task at
+//! once; no task outlives the handles. [`Client::close`] closes gracefully instead:
+//! new commands are refused, commands already sent are answered, then the socket closes.
+//!
+//! # Refused commands
+//!
+//! Commands that change connection state would corrupt a shared connection and are
+//! refused before they are sent, with an error of kind [`ErrorKind::Refused`] whose
+//! message names what to use instead: `WATCH`/`UNWATCH`, a bare `MULTI`/`EXEC`/`DISCARD`
+//! (`redis::pipe().atomic()` is fine), `SELECT`, the `SUBSCRIBE` family, `MONITOR`,
+//! `CLIENT REPLY`, `RESET`, `QUIT`, `HELLO` and `AUTH`.
+#![warn(clippy::unwrap_used, clippy::expect_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+mod client;
+mod config;
+mod error;
+mod handshake;
+mod lane;
+mod resp;
+mod route;
+mod stats;
+mod transport;
+mod url;
+
+pub use client::Client;
+pub use config::{Builder, Protocol};
+pub use error::{Error, ErrorKind};
+pub use lane::{Lane, LaneDriver};
+pub use stats::Stats;
+
+/// The `redis` crate this version of redis-lanes is built against, re-exported so
+/// applications use the same command and value types.
+pub use redis;

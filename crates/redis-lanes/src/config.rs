@@ -1,0 +1,238 @@
+//! Client options and their builder.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+use crate::client::Client;
+use crate::error::{Error, ErrorKind};
+use crate::lane::{self, Lane, LaneDriver};
+use crate::resp::Limits;
+use crate::url::{self, ConnectInfo};
+
+/// The RESP protocol version a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Protocol {
+    /// RESP2, understood by every Redis server. The default.
+    #[default]
+    Resp2,
+    /// RESP3 (`HELLO 3`, Redis 6 and later): typed replies, and out-of-band push frames,
+    /// which redis-lanes keeps apart from replies.
+    Resp3,
+}
+
+/// Settings shared by every lane of one client. Built by [`Builder`].
+#[derive(Debug, Clone)]
+pub(crate) struct LaneConfig {
+    pub(crate) info: ConnectInfo,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) response_timeout: Option<Duration>,
+    pub(crate) max_in_flight: usize,
+    pub(crate) close_timeout: Duration,
+    pub(crate) limits: Limits,
+    pub(crate) push_sender: Option<mpsc::Sender<redis::PushInfo>>,
+}
+
+/// Options for a [`Client`], starting from a connection URL.
+///
+/// Created by [`Client::builder`]. The URL is checked when the builder connects, so a
+/// bad URL is reported by [`Builder::connect`] as an error of kind
+/// [`ErrorKind::InvalidConfig`].
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::time::Duration;
+/// # async fn run() -> Result<(), redis_lanes::Error> {
+/// let client = redis_lanes::Client::builder("redis://127.0.0.1:6379/0")
+///     .client_name("billing-worker")
+///     .response_timeout(Some(Duration::from_secs(2)))
+///     .max_in_flight(10_000)
+///     .connect()
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "a builder does nothing until `connect` is called"]
+pub struct Builder {
+    info: Result<ConnectInfo, Error>,
+    connect_timeout: Duration,
+    response_timeout: Option<Duration>,
+    max_in_flight: usize,
+    close_timeout: Duration,
+    limits: Limits,
+    push_sender: Option<mpsc::Sender<redis::PushInfo>>,
+}
+
+impl Builder {
+    pub(crate) fn new(url: &str) -> Self {
+        Self {
+            info: url::parse(url),
+            connect_timeout: Duration::from_secs(10),
+            response_timeout: None,
+            max_in_flight: 8192,
+            close_timeout: Duration::from_secs(10),
+            limits: Limits::default(),
+            push_sender: None,
+        }
+    }
+
+    fn info_mut(&mut self) -> Option<&mut ConnectInfo> {
+        self.info.as_mut().ok()
+    }
+
+    /// Sets the ACL user name, overriding the URL's.
+    pub fn username(mut self, username: impl Into<String>) -> Self {
+        if let Some(info) = self.info_mut() {
+            info.username = Some(username.into());
+        }
+        self
+    }
+
+    /// Sets the password, overriding the URL's.
+    pub fn password(mut self, password: impl Into<String>) -> Self {
+        if let Some(info) = self.info_mut() {
+            info.password = Some(password.into());
+        }
+        self
+    }
+
+    /// Selects a database, overriding the URL's. Every lane runs `SELECT` in its handshake.
+    pub fn db(mut self, db: i64) -> Self {
+        if let Some(info) = self.info_mut() {
+            info.db = db;
+        }
+        self
+    }
+
+    /// Names every connection (`CLIENT SETNAME`), so it can be told apart in `CLIENT LIST`.
+    pub fn client_name(mut self, name: impl Into<String>) -> Self {
+        if let Some(info) = self.info_mut() {
+            info.client_name = Some(name.into());
+        }
+        self
+    }
+
+    /// Chooses RESP2 (the default) or RESP3.
+    pub fn protocol(mut self, protocol: Protocol) -> Self {
+        if let Some(info) = self.info_mut() {
+            info.protocol = protocol;
+        }
+        self
+    }
+
+    /// Bounds connecting plus the handshake. Default: 10 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Fails a request whose reply has not arrived within `timeout`. Default: `None`.
+    ///
+    /// Off by default on purpose: a global timeout must never be what fails a legitimate
+    /// long-running command. A request that times out before it was written is never
+    /// written; one that was written still runs on the server, and its late reply is
+    /// read and discarded so the connection stays in step.
+    pub fn response_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.response_timeout = timeout;
+        self
+    }
+
+    /// Bounds the requests queued or awaiting a reply on one lane. When the bound is
+    /// reached, callers wait for room; they do not get an error. Default: 8192.
+    pub fn max_in_flight(mut self, max: usize) -> Self {
+        self.max_in_flight = max;
+        self
+    }
+
+    /// Bounds how long [`Client::close`] waits for in-flight requests before it cuts them
+    /// off. Default: 10 s.
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.close_timeout = timeout;
+        self
+    }
+
+    /// Largest bulk string accepted from the server. Default: 512 MiB, the server's own
+    /// `proto-max-bulk-len`. A larger one closes the connection with a protocol error.
+    pub fn max_bulk_len(mut self, bytes: usize) -> Self {
+        self.limits.max_bulk_len = bytes;
+        self
+    }
+
+    /// Deepest nesting of aggregate replies accepted. Default: 512.
+    pub fn max_nesting_depth(mut self, depth: usize) -> Self {
+        self.limits.max_depth = depth;
+        self
+    }
+
+    /// Largest complete reply accepted, in bytes. Default: 1 GiB.
+    pub fn max_frame_len(mut self, bytes: usize) -> Self {
+        self.limits.max_frame_len = bytes;
+        self
+    }
+
+    /// Delivers RESP3 push frames (e.g. client-side caching invalidations) to `sender`.
+    ///
+    /// Push frames are never taken for replies. Without a sender they are counted in
+    /// [`Stats`](crate::Stats) and dropped; when the channel is full, the newest push is
+    /// dropped and counted, so a slow consumer never stalls the connection.
+    pub fn push_sender(mut self, sender: mpsc::Sender<redis::PushInfo>) -> Self {
+        self.push_sender = Some(sender);
+        self
+    }
+
+    pub(crate) fn build(self) -> Result<LaneConfig, Error> {
+        let info = self.info?;
+        let invalid = |what: &str| Err(Error::new(ErrorKind::InvalidConfig, what.to_owned()));
+        if info.db < 0 {
+            return invalid("db must not be negative");
+        }
+        if self.max_in_flight == 0 {
+            return invalid("max_in_flight must be at least 1");
+        }
+        if self.max_in_flight > tokio::sync::Semaphore::MAX_PERMITS {
+            return invalid("max_in_flight is larger than the runtime supports");
+        }
+        if self.limits.max_bulk_len == 0
+            || self.limits.max_depth == 0
+            || self.limits.max_frame_len == 0
+        {
+            return invalid("decoder limits must be at least 1");
+        }
+        Ok(LaneConfig {
+            info,
+            connect_timeout: self.connect_timeout,
+            response_timeout: self.response_timeout,
+            max_in_flight: self.max_in_flight,
+            close_timeout: self.close_timeout,
+            limits: self.limits,
+            push_sender: self.push_sender,
+        })
+    }
+
+    /// Connects and returns a [`Client`] whose shared lane runs on a spawned task.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidConfig`] for a bad URL or option (or when called outside a
+    /// Tokio runtime), [`ErrorKind::Connect`] when the server cannot be reached within
+    /// the connect timeout, [`ErrorKind::Auth`] when it refuses the credentials and
+    /// [`ErrorKind::Handshake`] when it refuses the database, name or protocol.
+    pub async fn connect(self) -> Result<Client, Error> {
+        Client::from_config(Arc::new(self.build()?)).await
+    }
+
+    /// Connects one lane and returns its handle with its driver, unspawned.
+    ///
+    /// For users who own their tasks: the driver is a future that must be polled (e.g.
+    /// `tokio::spawn(driver)`) for the lane to make progress. See [`LaneDriver`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`Builder::connect`].
+    pub async fn pair(self) -> Result<(Lane, LaneDriver), Error> {
+        lane::open(Arc::new(self.build()?)).await
+    }
+}

@@ -1,0 +1,279 @@
+//! The one error type of redis-lanes.
+
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+
+/// What went wrong, in a form a program can branch on.
+///
+/// New kinds may be added: match with a wildcard arm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The URL or an option is invalid. Nothing was sent.
+    InvalidConfig,
+    /// The connection could not be opened (refused, unreachable, DNS, connect timeout).
+    Connect,
+    /// The server refused the credentials (`WRONGPASS`, `NOAUTH`) or the user lacks
+    /// permission for a handshake command.
+    Auth,
+    /// The server refused another part of the handshake, e.g. `SELECT` of a database
+    /// that does not exist or `HELLO 3` on a server without RESP3.
+    Handshake,
+    /// The connection broke while the request was queued or in flight. Whether the
+    /// server executed it is unknown; see [`Error::is_retry_safe`].
+    ConnectionLost,
+    /// The client was closed with `close()` or all of its handles were dropped.
+    Closed,
+    /// No reply arrived within the configured response timeout.
+    Timeout,
+    /// The server sent bytes that are not valid RESP, or a frame over a configured limit.
+    /// The connection is closed because its reply stream can no longer be trusted.
+    Protocol,
+    /// The command would corrupt a shared connection and was refused before it was sent.
+    /// The message names the API to use instead.
+    Refused,
+}
+
+impl ErrorKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidConfig => "invalid configuration",
+            Self::Connect => "could not connect",
+            Self::Auth => "authentication failed",
+            Self::Handshake => "handshake refused",
+            Self::ConnectionLost => "connection lost",
+            Self::Closed => "client closed",
+            Self::Timeout => "response timed out",
+            Self::Protocol => "protocol error",
+            Self::Refused => "command refused",
+        }
+    }
+}
+
+/// The error returned by every fallible redis-lanes operation.
+///
+/// It is opaque on purpose: branch on [`Error::kind`] or the `is_*` methods. The
+/// `Display` text is meant for people and may change between versions; do not parse it.
+///
+/// Errors are cheap to clone: when a connection dies, every waiting caller receives a
+/// clone of the same cause.
+#[derive(Clone)]
+pub struct Error {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    kind: ErrorKind,
+    message: String,
+    /// Set when the request certainly never reached the socket, so sending it again
+    /// cannot execute it twice.
+    not_sent: bool,
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl Error {
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                kind,
+                message: message.into(),
+                not_sent: matches!(
+                    kind,
+                    ErrorKind::InvalidConfig | ErrorKind::Refused | ErrorKind::Connect
+                ),
+                source: None,
+            }),
+        }
+    }
+
+    pub(crate) fn with_source(
+        kind: ErrorKind,
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        let mut err = Self::new(kind, message);
+        if let Some(inner) = Arc::get_mut(&mut err.inner) {
+            inner.source = Some(Arc::new(source));
+        }
+        err
+    }
+
+    /// Returns a copy of this error that records the request was never written, so a
+    /// retry is safe. Used where the lane knows the bytes did not leave the queue.
+    pub(crate) fn not_sent(&self) -> Self {
+        if self.inner.not_sent {
+            return self.clone();
+        }
+        Self {
+            inner: Arc::new(Inner {
+                kind: self.inner.kind,
+                message: self.inner.message.clone(),
+                not_sent: true,
+                source: self.inner.source.clone(),
+            }),
+        }
+    }
+
+    pub(crate) fn closed() -> Self {
+        Self::new(ErrorKind::Closed, "the client was closed")
+    }
+
+    pub(crate) fn protocol(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Protocol, message)
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> ErrorKind {
+        self.inner.kind
+    }
+
+    /// The client was closed or dropped.
+    pub fn is_closed(&self) -> bool {
+        self.inner.kind == ErrorKind::Closed
+    }
+
+    /// The response timeout ran out.
+    pub fn is_timeout(&self) -> bool {
+        self.inner.kind == ErrorKind::Timeout
+    }
+
+    /// Connecting failed or an established connection broke.
+    pub fn is_connection(&self) -> bool {
+        matches!(
+            self.inner.kind,
+            ErrorKind::Connect | ErrorKind::ConnectionLost
+        )
+    }
+
+    /// The server refused the credentials.
+    pub fn is_auth(&self) -> bool {
+        self.inner.kind == ErrorKind::Auth
+    }
+
+    /// The server broke the protocol or a frame exceeded a configured limit.
+    pub fn is_protocol(&self) -> bool {
+        self.inner.kind == ErrorKind::Protocol
+    }
+
+    /// The command was refused before it was sent because it would corrupt the
+    /// shared connection.
+    pub fn is_refused(&self) -> bool {
+        self.inner.kind == ErrorKind::Refused
+    }
+
+    /// The URL or an option was invalid.
+    pub fn is_config(&self) -> bool {
+        self.inner.kind == ErrorKind::InvalidConfig
+    }
+
+    /// `true` when the request certainly never reached the server, so sending it again
+    /// cannot make it run twice. `false` means the outcome is unknown (or, for
+    /// [`ErrorKind::Refused`], that a retry would be refused again).
+    pub fn is_retry_safe(&self) -> bool {
+        self.inner.not_sent && self.inner.kind != ErrorKind::Refused
+    }
+
+    /// Finds the redis-lanes error inside a [`redis::RedisError`] produced by this crate's
+    /// [`redis::aio::ConnectionLike`] implementations, so code using the `redis` command
+    /// API can still branch on [`Error::kind`].
+    pub fn from_redis(err: &redis::RedisError) -> Option<&Error> {
+        // `RedisError` exposes its inner error as the `Arc` it stores it in.
+        let source = std::error::Error::source(err)?;
+        let io = match source.downcast_ref::<Arc<dyn std::error::Error + Send + Sync>>() {
+            Some(arc) => (**arc).downcast_ref::<io::Error>()?,
+            None => source.downcast_ref::<io::Error>()?,
+        };
+        io.get_ref()?.downcast_ref::<Error>()
+    }
+
+    fn io_kind(&self) -> io::ErrorKind {
+        match self.inner.kind {
+            ErrorKind::InvalidConfig | ErrorKind::Refused => io::ErrorKind::InvalidInput,
+            ErrorKind::Connect => io::ErrorKind::ConnectionRefused,
+            ErrorKind::Auth => io::ErrorKind::PermissionDenied,
+            ErrorKind::Handshake => io::ErrorKind::Other,
+            ErrorKind::ConnectionLost => io::ErrorKind::ConnectionReset,
+            ErrorKind::Closed => io::ErrorKind::NotConnected,
+            ErrorKind::Timeout => io::ErrorKind::TimedOut,
+            ErrorKind::Protocol => io::ErrorKind::InvalidData,
+        }
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Error");
+        d.field("kind", &self.inner.kind)
+            .field("message", &self.inner.message);
+        if self.inner.not_sent {
+            d.field("not_sent", &true);
+        }
+        if let Some(source) = &self.inner.source {
+            d.field("source", source);
+        }
+        d.finish()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.inner.kind.as_str(), self.inner.message)?;
+        if let Some(source) = &self.inner.source {
+            write!(f, ": {source}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.inner
+            .source
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// Carries the redis-lanes error inside an `io::Error`, which `redis::RedisError` keeps
+/// as its source, so [`Error::from_redis`] can recover it. The io kind is chosen so the
+/// `redis` crate's own predicates (`is_timeout`, `is_connection_dropped`, ...) agree.
+impl From<Error> for redis::RedisError {
+    fn from(err: Error) -> Self {
+        let kind = err.io_kind();
+        redis::RedisError::from(io::Error::new(kind, err))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn survives_the_trip_through_redis_error() {
+        let err = Error::new(ErrorKind::Refused, "WATCH needs a dedicated connection");
+        let redis_err = redis::RedisError::from(err);
+        let back = Error::from_redis(&redis_err).expect("redis-lanes error inside");
+        assert_eq!(back.kind(), ErrorKind::Refused);
+        assert!(redis_err.to_string().contains("WATCH"));
+    }
+
+    #[test]
+    fn redis_predicates_agree() {
+        let timeout = redis::RedisError::from(Error::new(ErrorKind::Timeout, "x"));
+        assert!(timeout.is_timeout());
+        let lost = redis::RedisError::from(Error::new(ErrorKind::ConnectionLost, "x"));
+        assert!(lost.is_connection_dropped());
+        let closed = redis::RedisError::from(Error::closed());
+        assert!(closed.is_connection_dropped());
+    }
+
+    #[test]
+    fn retry_safety() {
+        let lost = Error::new(ErrorKind::ConnectionLost, "x");
+        assert!(!lost.is_retry_safe());
+        assert!(lost.not_sent().is_retry_safe());
+        assert!(!Error::new(ErrorKind::Refused, "x").is_retry_safe());
+        assert!(Error::new(ErrorKind::Connect, "x").is_retry_safe());
+    }
+}

@@ -1,0 +1,181 @@
+//! The handshake every lane runs before it carries user commands: protocol, credentials,
+//! database, name, and the `CLIENT ID` the cancellation path needs.
+
+use bytes::BytesMut;
+use redis::{ServerError, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::config::{LaneConfig, Protocol};
+use crate::error::{Error, ErrorKind};
+use crate::resp::{Decoder, Frame};
+use crate::transport::Stream;
+
+/// What the handshake learned about the connection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Handshake {
+    /// `CLIENT ID` of the connection, when the server (and the ACL) allows asking.
+    pub(crate) client_id: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Hello,
+    Auth,
+    SetName,
+    Select,
+    ClientId,
+}
+
+fn steps(config: &LaneConfig) -> Vec<(Step, redis::Cmd)> {
+    let info = &config.info;
+    let mut steps = Vec::with_capacity(4);
+    match info.protocol {
+        Protocol::Resp3 => {
+            let mut hello = redis::cmd("HELLO");
+            hello.arg(3);
+            if let Some(password) = &info.password {
+                hello
+                    .arg("AUTH")
+                    .arg(info.username.as_deref().unwrap_or("default"))
+                    .arg(password);
+            }
+            if let Some(name) = &info.client_name {
+                hello.arg("SETNAME").arg(name);
+            }
+            steps.push((Step::Hello, hello));
+        }
+        Protocol::Resp2 => {
+            if let Some(password) = &info.password {
+                let mut auth = redis::cmd("AUTH");
+                if let Some(user) = &info.username {
+                    auth.arg(user);
+                }
+                auth.arg(password);
+                steps.push((Step::Auth, auth));
+            }
+            if let Some(name) = &info.client_name {
+                let mut setname = redis::cmd("CLIENT");
+                setname.arg("SETNAME").arg(name);
+                steps.push((Step::SetName, setname));
+            }
+        }
+    }
+    if info.db != 0 {
+        let mut select = redis::cmd("SELECT");
+        select.arg(info.db);
+        steps.push((Step::Select, select));
+    }
+    let mut id = redis::cmd("CLIENT");
+    id.arg("ID");
+    steps.push((Step::ClientId, id));
+    steps
+}
+
+/// Runs the handshake on a fresh stream. All steps are written in one batch and their
+/// replies read in order; the first refusal decides the error.
+///
+/// Bytes read past the last handshake reply stay in `buf` for the driver.
+pub(crate) async fn run(
+    stream: &mut Stream,
+    config: &LaneConfig,
+    decoder: &mut Decoder,
+    buf: &mut BytesMut,
+) -> Result<Handshake, Error> {
+    let steps = steps(config);
+    let mut packed = Vec::with_capacity(128);
+    for (_, cmd) in &steps {
+        cmd.write_packed_command(&mut packed);
+    }
+    let lost = |e: std::io::Error| {
+        Error::with_source(
+            ErrorKind::Connect,
+            "connection failed during the handshake",
+            e,
+        )
+    };
+    stream.write_all(&packed).await.map_err(lost)?;
+
+    let mut first_error = None;
+    let mut client_id = None;
+    for (step, _) in &steps {
+        let value = next_reply(stream, decoder, buf).await?;
+        match (value, *step) {
+            (Value::ServerError(err), step) if first_error.is_none() && !tolerated(step, &err) => {
+                first_error = Some(refusal(step, &err, config));
+            }
+            (Value::Int(id), Step::ClientId) => client_id = Some(id),
+            _ => {}
+        }
+    }
+    match first_error {
+        Some(err) => Err(err),
+        None => Ok(Handshake { client_id }),
+    }
+}
+
+async fn next_reply(
+    stream: &mut Stream,
+    decoder: &mut Decoder,
+    buf: &mut BytesMut,
+) -> Result<Value, Error> {
+    loop {
+        match decoder.decode(buf) {
+            Ok(Some(Frame::Reply(value))) => return Ok(value),
+            // A push before the handshake is done carries nothing we asked for.
+            Ok(Some(Frame::Push(_))) => continue,
+            Ok(None) => {}
+            Err(e) => return Err(Error::protocol(format!("during the handshake: {e}"))),
+        }
+        buf.reserve(4096);
+        let n = stream.read_buf(buf).await.map_err(|e| {
+            Error::with_source(
+                ErrorKind::Connect,
+                "connection failed during the handshake",
+                e,
+            )
+        })?;
+        if n == 0 {
+            return Err(Error::new(
+                ErrorKind::Connect,
+                "the server closed the connection during the handshake",
+            ));
+        }
+    }
+}
+
+/// `CLIENT ID` may be denied by an ACL; the lane still works, only server-side
+/// cancellation of blocking commands falls back to closing the socket.
+fn tolerated(step: Step, err: &ServerError) -> bool {
+    step == Step::ClientId && !is_auth_error(err)
+}
+
+fn is_auth_error(err: &ServerError) -> bool {
+    matches!(err.code(), "WRONGPASS" | "NOAUTH" | "NOPERM")
+        || err
+            .details()
+            .is_some_and(|d| d.contains("invalid password") || d.contains("invalid username"))
+}
+
+fn refusal(step: Step, err: &ServerError, config: &LaneConfig) -> Error {
+    let text = match err.details() {
+        Some(details) => format!("{} {details}", err.code()),
+        None => err.code().to_owned(),
+    };
+    if step == Step::Auth || is_auth_error(err) {
+        let who = config.info.username.as_deref().unwrap_or("default");
+        return Error::new(
+            ErrorKind::Auth,
+            format!("the server refused the credentials of user {who:?}: {text}"),
+        );
+    }
+    let what = match step {
+        Step::Hello => "HELLO 3 (RESP3 needs Redis 6 or later)".to_owned(),
+        Step::SetName => "CLIENT SETNAME".to_owned(),
+        Step::Select => format!("SELECT {}", config.info.db),
+        Step::Auth | Step::ClientId => "CLIENT ID".to_owned(),
+    };
+    Error::new(
+        ErrorKind::Handshake,
+        format!("the server refused {what}: {text}"),
+    )
+}

@@ -1,0 +1,143 @@
+//! State a lane's handles and its driver both see. It holds no sender of the lane's
+//! queue: if it did, the driver would keep its own queue open and never notice that the
+//! last handle is gone.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::task::AtomicWaker;
+use tokio::sync::Semaphore;
+
+use crate::error::Error;
+use crate::stats::Stats;
+
+/// Counters the driver accumulates per poll and publishes here in one go.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) in_flight: AtomicU64,
+    pub(crate) written_batches: AtomicU64,
+    pub(crate) written_requests: AtomicU64,
+    pub(crate) replies: AtomicU64,
+    pub(crate) server_errors: AtomicU64,
+    pub(crate) pushes: AtomicU64,
+    pub(crate) pushes_dropped: AtomicU64,
+    pub(crate) dropped_before_write: AtomicU64,
+    pub(crate) timeouts: AtomicU64,
+    pub(crate) connection_errors: AtomicU64,
+}
+
+#[derive(Debug)]
+pub(crate) struct LaneShared {
+    pub(crate) counters: Counters,
+    /// In-flight slots: a request holds one from before it is queued until it is
+    /// answered, so waiting for a permit is the backpressure.
+    pub(crate) permits: Arc<Semaphore>,
+    pub(crate) max_in_flight: usize,
+    /// Why the lane ended; `None` while it runs.
+    terminal: Mutex<Option<Error>>,
+    /// Set by `close()`: new requests are refused at once.
+    closing: AtomicBool,
+    /// Set when `close()` ran out of time: the driver fails what is left and ends.
+    abort: AtomicBool,
+    pub(crate) abort_waker: AtomicWaker,
+    pub(crate) client_id: Option<i64>,
+    pub(crate) db: i64,
+    pub(crate) response_timeout: Option<Duration>,
+    pub(crate) close_timeout: Duration,
+}
+
+impl LaneShared {
+    pub(crate) fn new(
+        max_in_flight: usize,
+        client_id: Option<i64>,
+        db: i64,
+        response_timeout: Option<Duration>,
+        close_timeout: Duration,
+    ) -> Self {
+        Self {
+            counters: Counters::default(),
+            permits: Arc::new(Semaphore::new(max_in_flight)),
+            max_in_flight,
+            terminal: Mutex::new(None),
+            closing: AtomicBool::new(false),
+            abort: AtomicBool::new(false),
+            abort_waker: AtomicWaker::new(),
+            client_id,
+            db,
+            response_timeout,
+            close_timeout,
+        }
+    }
+
+    /// Records why the lane ended (the first cause wins) and wakes every caller
+    /// waiting for an in-flight slot.
+    pub(crate) fn end(&self, cause: &Error) {
+        // A poisoned lock only means another thread panicked mid-assignment of an
+        // `Option`; the value is still usable.
+        let mut terminal = self.terminal.lock().unwrap_or_else(|p| p.into_inner());
+        if terminal.is_none() {
+            *terminal = Some(cause.clone());
+        }
+        drop(terminal);
+        self.permits.close();
+    }
+
+    /// The error a caller gets from a lane that has ended.
+    pub(crate) fn terminal_error(&self) -> Error {
+        let terminal = self.terminal.lock().unwrap_or_else(|p| p.into_inner());
+        terminal.clone().unwrap_or_else(Error::closed)
+    }
+
+    pub(crate) fn has_ended(&self) -> bool {
+        self.terminal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
+    pub(crate) fn start_closing(&self) {
+        self.closing.store(true, Relaxed);
+    }
+
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.load(Relaxed)
+    }
+
+    pub(crate) fn abort(&self) {
+        self.abort.store(true, Relaxed);
+        self.abort_waker.wake();
+    }
+
+    pub(crate) fn aborted(&self) -> bool {
+        self.abort.load(Relaxed)
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        let c = &self.counters;
+        let in_flight = c.in_flight.load(Relaxed);
+        let ended = self.has_ended();
+        // Every accepted request holds a permit until answered; those not written yet
+        // are the queue.
+        let held = if ended {
+            0
+        } else {
+            self.max_in_flight
+                .saturating_sub(self.permits.available_permits()) as u64
+        };
+        Stats {
+            in_flight,
+            queued: held.saturating_sub(in_flight),
+            written_batches: c.written_batches.load(Relaxed),
+            written_requests: c.written_requests.load(Relaxed),
+            replies: c.replies.load(Relaxed),
+            server_errors: c.server_errors.load(Relaxed),
+            pushes: c.pushes.load(Relaxed),
+            pushes_dropped: c.pushes_dropped.load(Relaxed),
+            dropped_before_write: c.dropped_before_write.load(Relaxed),
+            timeouts: c.timeouts.load(Relaxed),
+            connection_errors: c.connection_errors.load(Relaxed),
+            connected: !ended,
+        }
+    }
+}

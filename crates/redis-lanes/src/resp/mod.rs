@@ -1,0 +1,193 @@
+//! Incremental RESP2 + RESP3 decoding (and a small encoder for tests and fake servers).
+//!
+//! Decoding is split in two linear passes so that a reply arriving in many small reads is
+//! never rescanned:
+//!
+//! 1. [`scan`] finds where the frame at the front of the buffer ends. It is resumable: when the
+//!    frame is incomplete it remembers how far it got, and enforces the [`Limits`] as early as
+//!    possible (before a huge payload is buffered, not after).
+//! 2. [`parse`] turns the now complete frame into a [`redis::Value`] in one pass. It can assume
+//!    the structure was checked, but still never panics on odd input.
+//!
+//! Offsets in [`ProtocolError`] messages count from the first byte of the frame being decoded.
+
+use std::fmt;
+
+use bytes::{Buf, BytesMut};
+
+pub(crate) mod encode;
+pub(crate) mod parse;
+pub(crate) mod scan;
+
+#[cfg(test)]
+mod tests;
+
+/// Bounds on what a peer may make the decoder buffer or build.
+///
+/// They exist so that a misbehaving or hostile server cannot make the client allocate without
+/// bound: every limit is checked as soon as the offending header is seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Limits {
+    /// Largest accepted payload of a bulk string, blob error or verbatim string.
+    pub(crate) max_bulk_len: usize,
+    /// Deepest accepted nesting of aggregates (a top-level array alone has depth 1).
+    pub(crate) max_depth: usize,
+    /// Largest accepted size in bytes of one whole top-level frame, complete or not.
+    pub(crate) max_frame_len: usize,
+}
+
+impl Default for Limits {
+    /// 512 MiB bulks (Redis's own `proto-max-bulk-len` default), 512 levels, 1 GiB frames.
+    fn default() -> Self {
+        Self {
+            max_bulk_len: 512 * 1024 * 1024,
+            max_depth: 512,
+            max_frame_len: 1024 * 1024 * 1024,
+        }
+    }
+}
+
+/// Why the byte stream is not valid RESP (or exceeds the [`Limits`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Reason {
+    UnknownType(u8),
+    BareLineFeed,
+    BadNumber,
+    NumberOverflow,
+    BadLength,
+    LineTooLong,
+    BulkTooLarge {
+        len: usize,
+        max: usize,
+    },
+    MissingBulkTerminator,
+    CountTooLarge {
+        count: usize,
+    },
+    TooDeep {
+        max: usize,
+    },
+    FrameTooLarge {
+        max: usize,
+    },
+    InvalidUtf8,
+    BadBoolean,
+    BadDouble,
+    BadNull,
+    Truncated,
+    TrailingBytes,
+    /// The `redis` crate rejected a sub-frame that was delegated to it.
+    Delegated(String),
+}
+
+/// A violation of the RESP protocol by the peer; the connection it came from must be closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ProtocolError {
+    /// Byte offset of the problem, counted from the start of the frame.
+    offset: usize,
+    reason: Reason,
+}
+
+impl ProtocolError {
+    fn new(offset: usize, reason: Reason) -> Self {
+        Self { offset, reason }
+    }
+}
+
+impl fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "RESP protocol error at byte {} of the frame: ",
+            self.offset
+        )?;
+        match &self.reason {
+            Reason::UnknownType(b) => write!(
+                f,
+                "unknown type byte 0x{b:02x} ('{}')",
+                char::from(*b).escape_default()
+            ),
+            Reason::BareLineFeed => f.write_str("line feed not preceded by a carriage return"),
+            Reason::BadNumber => f.write_str("expected a decimal integer"),
+            Reason::NumberOverflow => f.write_str("integer out of range"),
+            Reason::BadLength => f.write_str("invalid length or count"),
+            Reason::LineTooLong => f.write_str("length or number line is too long"),
+            Reason::BulkTooLarge { len, max } => {
+                write!(f, "bulk length {len} exceeds the limit of {max} bytes")
+            }
+            Reason::MissingBulkTerminator => f.write_str("bulk payload not followed by CRLF"),
+            Reason::CountTooLarge { count } => {
+                write!(
+                    f,
+                    "aggregate of {count} elements cannot fit in the frame size limit"
+                )
+            }
+            Reason::TooDeep { max } => write!(f, "aggregates nested deeper than {max} levels"),
+            Reason::FrameTooLarge { max } => {
+                write!(f, "frame larger than the limit of {max} bytes")
+            }
+            Reason::InvalidUtf8 => f.write_str("string is not valid UTF-8"),
+            Reason::BadBoolean => f.write_str("boolean must be `t` or `f`"),
+            Reason::BadDouble => f.write_str("invalid double"),
+            Reason::BadNull => f.write_str("null must have an empty line"),
+            Reason::Truncated => f.write_str("frame ends in the middle of a value"),
+            Reason::TrailingBytes => f.write_str("bytes after the end of the value"),
+            Reason::Delegated(msg) => write!(f, "{msg}"),
+        }
+    }
+}
+
+impl std::error::Error for ProtocolError {}
+
+/// One decoded top-level frame.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Frame {
+    /// The reply to a request (anything but a top-level push, including errors as
+    /// [`redis::Value::ServerError`]).
+    Reply(redis::Value),
+    /// An out-of-band RESP3 push (`>`), as [`redis::Value::Push`]; never a reply to a request.
+    Push(redis::Value),
+}
+
+/// Incremental RESP decoder for one connection's read buffer.
+#[derive(Debug)]
+pub(crate) struct Decoder {
+    scanner: scan::Scanner,
+    stack: parse::ParseStack,
+    limits: Limits,
+}
+
+impl Decoder {
+    /// Creates a decoder that enforces `limits`.
+    pub(crate) fn new(limits: Limits) -> Self {
+        Self {
+            scanner: scan::Scanner::new(limits),
+            stack: parse::ParseStack::default(),
+            limits,
+        }
+    }
+
+    /// Decodes the next complete frame at the front of `buf` and advances `buf` past it.
+    ///
+    /// Returns `Ok(None)` when the frame is not complete yet: `buf` is left untouched and the
+    /// decoder remembers how far it got, so the next call (after more bytes were appended)
+    /// resumes where it stopped. The caller must therefore only ever append to `buf` between
+    /// calls. After an `Err` the decoder and the connection are unusable.
+    pub(crate) fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, ProtocolError> {
+        let Some(len) = self.scanner.scan(buf)? else {
+            return Ok(None);
+        };
+        let frame = buf
+            .get(..len)
+            .ok_or_else(|| ProtocolError::new(buf.len(), Reason::Truncated))?;
+        let value = parse::parse_frame(frame, self.limits.max_depth, &mut self.stack)?;
+        let is_push = frame.first() == Some(&b'>');
+        buf.advance(len);
+        self.scanner.reset();
+        Ok(Some(if is_push {
+            Frame::Push(value)
+        } else {
+            Frame::Reply(value)
+        }))
+    }
+}

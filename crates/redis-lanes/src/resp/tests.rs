@@ -1,0 +1,359 @@
+//! Decoder-level tests: split points, round trips through [`encode`], hostile input.
+//!
+//! Per-type expectations live in `parse.rs`, limit and rescan checks in `scan.rs`; the helpers
+//! here are shared with them.
+
+use bytes::BytesMut;
+use proptest::collection::vec;
+use proptest::option;
+use proptest::prelude::*;
+use proptest::sample::select;
+use redis::{PushKind, Value, VerbatimFormat};
+
+use super::encode::encode;
+use super::{Decoder, Frame, Limits, ProtocolError};
+
+/// Decodes every complete frame in `bytes` fed at once; stops at the first error.
+pub(super) fn decode_whole(bytes: &[u8], limits: Limits) -> (Vec<Frame>, Option<ProtocolError>) {
+    decode_chunks(std::iter::once(bytes), limits)
+}
+
+/// Feeds `chunks` one after the other, decoding all it can after each.
+pub(super) fn decode_chunks<'a>(
+    chunks: impl IntoIterator<Item = &'a [u8]>,
+    limits: Limits,
+) -> (Vec<Frame>, Option<ProtocolError>) {
+    let mut decoder = Decoder::new(limits);
+    let mut buf = BytesMut::new();
+    let mut frames = Vec::new();
+    for chunk in chunks {
+        buf.extend_from_slice(chunk);
+        loop {
+            let before = buf.clone();
+            match decoder.decode(&mut buf) {
+                Ok(Some(frame)) => frames.push(frame),
+                Ok(None) => {
+                    assert_eq!(
+                        buf, before,
+                        "an incomplete decode must leave the buffer alone"
+                    );
+                    break;
+                }
+                Err(e) => return (frames, Some(e)),
+            }
+        }
+    }
+    (frames, None)
+}
+
+/// Decodes `bytes`, which must hold exactly one complete frame.
+pub(super) fn decode_one(bytes: &[u8]) -> Result<Frame, ProtocolError> {
+    let mut decoder = Decoder::new(Limits::default());
+    let mut buf = BytesMut::from(bytes);
+    match decoder.decode(&mut buf)? {
+        Some(frame) => {
+            assert!(buf.is_empty(), "bytes left over after {bytes:?}");
+            Ok(frame)
+        }
+        None => panic!("incomplete frame {bytes:?}"),
+    }
+}
+
+/// Replies of every type, RESP2 and RESP3, one complete frame each.
+pub(super) const SAMPLES: &[&[u8]] = &[
+    b"+OK\r\n",
+    b"+hello world\r\n",
+    b"-ERR unknown command 'foo'\r\n",
+    b"-NOSCRIPT No matching script. Please use EVAL.\r\n",
+    b":0\r\n",
+    b":-9223372036854775808\r\n",
+    b"$5\r\nhello\r\n",
+    b"$0\r\n\r\n",
+    b"$8\r\na\r\nb\r\n\0\xff\r\n",
+    b"$-1\r\n",
+    b"*-1\r\n",
+    b"*0\r\n",
+    b"_\r\n",
+    b"*3\r\n:1\r\n$3\r\nfoo\r\n*2\r\n+a\r\n_\r\n",
+    b"%2\r\n+k\r\n:1\r\n$1\r\nx\r\n~2\r\n#t\r\n#f\r\n",
+    b"%0\r\n",
+    b"|1\r\n+ttl\r\n:3600\r\n$3\r\nval\r\n",
+    b"*2\r\n|1\r\n+a\r\n+b\r\n:1\r\n:2\r\n",
+    b">3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n",
+    b",3.25\r\n",
+    b",-inf\r\n",
+    b"=15\r\ntxt:Some string\r\n",
+    b"(3492890328409238509324850943850943825024385\r\n",
+    b"!21\r\nSYNTAX invalid syntax\r\n",
+    b"*4\r\n-MOVED 3999 127.0.0.1:6381\r\n(-12\r\n=6\r\nmkd:**\r\n>2\r\n+invalidate\r\n*1\r\n$1\r\nk\r\n",
+];
+
+#[test]
+fn every_sample_decodes_alone_and_back_to_back() {
+    let mut all = Vec::new();
+    let mut expected = Vec::new();
+    for sample in SAMPLES {
+        let frame = decode_one(sample).unwrap_or_else(|e| panic!("{sample:?}: {e}"));
+        expected.push(frame);
+        all.extend_from_slice(sample);
+    }
+    let (frames, err) = decode_whole(&all, Limits::default());
+    assert_eq!(err, None);
+    assert_eq!(frames, expected);
+}
+
+#[test]
+fn every_split_point_gives_the_same_frames() {
+    let mut streams: Vec<Vec<u8>> = SAMPLES.iter().map(|s| s.to_vec()).collect();
+    streams.push(SAMPLES.concat());
+    for stream in &streams {
+        let (expected, err) = decode_whole(stream, Limits::default());
+        assert_eq!(err, None);
+        for split in 0..=stream.len() {
+            let (a, b) = stream.split_at(split);
+            let (frames, err) = decode_chunks([a, b], Limits::default());
+            assert_eq!(err, None, "split at {split} of {stream:?}");
+            assert_eq!(frames, expected, "split at {split} of {stream:?}");
+        }
+        let (frames, err) = decode_chunks(stream.chunks(1), Limits::default());
+        assert_eq!(err, None);
+        assert_eq!(frames, expected, "byte by byte: {stream:?}");
+    }
+}
+
+#[test]
+fn push_frames_are_told_apart_from_replies() {
+    let (frames, _) = decode_whole(
+        b">2\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n",
+        Limits::default(),
+    );
+    let expected_push = Value::Push {
+        kind: PushKind::Subscribe,
+        data: vec![Value::BulkString(b"ch".to_vec())],
+    };
+    assert_eq!(
+        frames,
+        vec![Frame::Push(expected_push), Frame::Reply(Value::Int(1))]
+    );
+    // A push nested in a reply is part of that reply.
+    let frame = decode_one(b"*1\r\n>1\r\n$7\r\nmessage\r\n").unwrap();
+    assert!(matches!(frame, Frame::Reply(Value::Array(_))));
+}
+
+// ---- round trip ----------------------------------------------------------------------------
+
+fn server_error(code: String, detail: Option<String>) -> Value {
+    // `ServerError` has no public constructor: let the redis crate build it from a blob error.
+    let text = match detail {
+        Some(d) => format!("{code} {d}"),
+        None => code,
+    };
+    let wire = format!("!{}\r\n{text}\r\n", text.len());
+    redis::parse_redis_value(wire.as_bytes()).unwrap()
+}
+
+fn push_kind() -> impl Strategy<Value = PushKind> {
+    prop_oneof![
+        select(vec![
+            PushKind::Invalidate,
+            PushKind::Message,
+            PushKind::PMessage,
+            PushKind::SMessage,
+            PushKind::Subscribe,
+            PushKind::PSubscribe,
+            PushKind::SSubscribe,
+            PushKind::Unsubscribe,
+            PushKind::PUnsubscribe,
+            PushKind::SUnsubscribe,
+        ]),
+        // Names the redis crate maps to a known kind would not come back as `Other`.
+        "[a-z]{0,8}"
+            .prop_filter("known kind", |k| {
+                let wire = format!(">1\r\n+{k}\r\n");
+                matches!(redis::parse_redis_value(wire.as_bytes()),
+                    Ok(Value::Push { kind: PushKind::Other(ref other), .. }) if other == k)
+            })
+            .prop_map(PushKind::Other),
+    ]
+}
+
+/// Values that decode back to themselves (see the exclusions inline).
+pub(super) fn value_strategy() -> impl Strategy<Value = Value> {
+    let verbatim_format = prop_oneof![
+        Just(VerbatimFormat::Text),
+        Just(VerbatimFormat::Markdown),
+        // No ':' (it ends the format) and not the names that map to the known formats.
+        "[a-z]{3}"
+            .prop_filter("known format", |f| f != "txt" && f != "mkd")
+            .prop_map(VerbatimFormat::Unknown),
+    ];
+    let leaf = prop_oneof![
+        Just(Value::Nil),
+        Just(Value::Okay),
+        any::<i64>().prop_map(Value::Int),
+        vec(any::<u8>(), 0..40).prop_map(Value::BulkString),
+        // "OK" decodes as `Okay`; CR and LF cannot appear in a simple string.
+        "[^\r\n]{0,20}"
+            .prop_filter("OK is Okay", |s| s != "OK")
+            .prop_map(Value::SimpleString),
+        // NaN never equals itself.
+        any::<f64>()
+            .prop_filter("NaN", |d| !d.is_nan())
+            .prop_map(Value::Double),
+        select(vec![f64::INFINITY, f64::NEG_INFINITY, 0.0, -1.5e-300]).prop_map(Value::Double),
+        any::<bool>().prop_map(Value::Boolean),
+        (verbatim_format, "(?s).{0,20}")
+            .prop_map(|(format, text)| Value::VerbatimString { format, text }),
+        "-?[1-9][0-9]{0,40}".prop_map(|digits| {
+            redis::parse_redis_value(format!("({digits}\r\n").as_bytes()).unwrap()
+        }),
+        ("[A-Z]{1,10}", option::of("(?s).{0,20}")).prop_map(|(c, d)| server_error(c, d)),
+    ];
+    leaf.prop_recursive(4, 48, 5, |inner| {
+        prop_oneof![
+            vec(inner.clone(), 0..5).prop_map(Value::Array),
+            vec(inner.clone(), 0..5).prop_map(Value::Set),
+            vec((inner.clone(), inner.clone()), 0..4).prop_map(Value::Map),
+            (inner.clone(), vec((inner.clone(), inner.clone()), 0..3)).prop_map(
+                |(data, attributes)| Value::Attribute {
+                    data: Box::new(data),
+                    attributes,
+                }
+            ),
+            (push_kind(), vec(inner, 0..4)).prop_map(|(kind, data)| Value::Push { kind, data }),
+        ]
+    })
+}
+
+/// Nesting as the scanner counts it: one level per aggregate that has children on the wire.
+fn depth(value: &Value) -> usize {
+    let deepest = |items: &mut dyn Iterator<Item = &Value>| items.map(depth).max().unwrap_or(0);
+    match value {
+        Value::Array(v) | Value::Set(v) if !v.is_empty() => 1 + deepest(&mut v.iter()),
+        Value::Map(p) if !p.is_empty() => 1 + deepest(&mut p.iter().flat_map(|(k, v)| [k, v])),
+        Value::Attribute { data, attributes } => {
+            1 + deepest(&mut attributes.iter().flat_map(|(k, v)| [k, v]).chain([&**data]))
+        }
+        Value::Push { data, .. } => 1 + deepest(&mut data.iter()),
+        _ => 0,
+    }
+}
+
+/// Asserts that nothing in `value` exceeds `limits`.
+fn assert_within(value: &Value, limits: Limits) {
+    assert!(
+        depth(value) <= limits.max_depth,
+        "{value:?} deeper than {limits:?}"
+    );
+    let mut stack = vec![value];
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::BulkString(b) => assert!(b.len() <= limits.max_bulk_len),
+            Value::Array(items) | Value::Set(items) | Value::Push { data: items, .. } => {
+                assert!(items.capacity() <= items.len().max(1024));
+                stack.extend(items);
+            }
+            Value::Map(pairs) => {
+                assert!(pairs.capacity() <= pairs.len().max(1024));
+                stack.extend(pairs.iter().flat_map(|(k, v)| [k, v]));
+            }
+            Value::Attribute { data, attributes } => {
+                stack.push(data);
+                stack.extend(attributes.iter().flat_map(|(k, v)| [k, v]));
+            }
+            _ => {}
+        }
+    }
+}
+
+const SMALL: Limits = Limits {
+    max_bulk_len: 16,
+    max_depth: 3,
+    max_frame_len: 128,
+};
+
+/// Bytes that make up RESP, so random input gets past the first header more often.
+const ALPHABET: &[u8] = b"+-:$*%~>|_#,!=(\r\n\r\n0123456789-tfOKinx ";
+
+proptest! {
+    #[test]
+    fn encode_then_decode_round_trips(value in value_strategy(), chunk in 1usize..64) {
+        let mut bytes = Vec::new();
+        encode(&value, &mut bytes);
+        let expected = match &value {
+            Value::Push { .. } => Frame::Push(value.clone()),
+            _ => Frame::Reply(value.clone()),
+        };
+        prop_assert_eq!(decode_one(&bytes), Ok(expected.clone()));
+        // Several frames back to back, arriving in chunks.
+        let stream = bytes.repeat(3);
+        let (frames, err) = decode_chunks(stream.chunks(chunk), Limits::default());
+        prop_assert_eq!(err, None);
+        prop_assert_eq!(frames, vec![expected; 3]);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(
+        bytes in prop_oneof![vec(any::<u8>(), 0..200), vec(select(ALPHABET), 0..200)],
+        chunks in vec(1usize..24, 1..16),
+    ) {
+        check_hostile(&bytes, &chunks);
+    }
+
+    #[test]
+    fn mutated_replies_never_panic(
+        value in value_strategy(),
+        edits in vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 1..4),
+        chunks in vec(1usize..24, 1..16),
+    ) {
+        let mut bytes = Vec::new();
+        encode(&value, &mut bytes);
+        for (at, byte, op) in edits {
+            let i = at.index(bytes.len() + 1);
+            match op {
+                0 if i < bytes.len() => bytes[i] = byte,
+                1 => bytes.insert(i, byte),
+                _ => bytes.truncate(i),
+            }
+        }
+        check_hostile(&bytes, &chunks);
+    }
+}
+
+/// Decodes `bytes` whole and in the given chunk sizes, under default and small limits: both
+/// ways must agree, and nothing decoded may exceed the limits.
+fn check_hostile(bytes: &[u8], chunk_sizes: &[usize]) {
+    for limits in [Limits::default(), SMALL] {
+        let whole = decode_whole(bytes, limits);
+        let mut chunks = Vec::new();
+        let mut rest = bytes;
+        for &size in chunk_sizes.iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let (chunk, tail) = rest.split_at(size.min(rest.len()));
+            chunks.push(chunk);
+            rest = tail;
+        }
+        let chunked = decode_chunks(chunks, limits);
+        // The same frames either way; an error too, though it may be caught at another point
+        // (e.g. the size limit trips while a chunk is incomplete, before a later bad byte).
+        assert_eq!(
+            format!("{:?}", whole.0),
+            format!("{:?}", chunked.0),
+            "{bytes:?}"
+        );
+        assert_eq!(
+            whole.1.is_some(),
+            chunked.1.is_some(),
+            "{bytes:?}: {whole:?} / {chunked:?}"
+        );
+        for frame in &whole.0 {
+            let (Frame::Reply(value) | Frame::Push(value)) = frame;
+            assert_within(value, limits);
+        }
+        if let Some(e) = &whole.1 {
+            assert!(e.to_string().starts_with("RESP protocol error at byte "));
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! A snapshot of a client's counters, for dashboards and alerts.
+
+/// Counters and gauges of a [`Client`](crate::Client) or [`Lane`](crate::Lane).
+///
+/// Counters only grow; gauges (`in_flight`, `queued`) are read at the moment of the
+/// snapshot. New fields may be added.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Requests written and awaiting their reply.
+    pub in_flight: u64,
+    /// Requests accepted but not yet written.
+    pub queued: u64,
+    /// Socket writes that carried one or more requests (auto-pipelined batches).
+    pub written_batches: u64,
+    /// Requests written (a pipeline counts once).
+    pub written_requests: u64,
+    /// Reply frames read.
+    pub replies: u64,
+    /// Replies that were server errors (`-ERR ...`), delivered to their callers.
+    pub server_errors: u64,
+    /// RESP3 push frames received (never taken for replies).
+    pub pushes: u64,
+    /// Push frames dropped because no push sender was set or its channel was full.
+    pub pushes_dropped: u64,
+    /// Requests whose caller gave up before they were written, so they never were.
+    pub dropped_before_write: u64,
+    /// Requests failed by the response timeout.
+    pub timeouts: u64,
+    /// Connections that ended with an I/O or protocol error.
+    pub connection_errors: u64,
+    /// Whether the lane's connection is up.
+    pub connected: bool,
+}

@@ -1,0 +1,303 @@
+//! Connection URL parsing: `redis://`, `redis+unix://` and `unix://`.
+
+use std::path::PathBuf;
+
+use crate::config::Protocol;
+use crate::error::{Error, ErrorKind};
+
+/// Where a lane connects to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Addr {
+    Tcp { host: String, port: u16 },
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for Addr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            // IPv6 literals keep their brackets so the text is a valid `host:port`.
+            Addr::Tcp { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
+            Addr::Tcp { host, port } => write!(f, "{host}:{port}"),
+            Addr::Unix(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// Everything a URL can say about a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ConnectInfo {
+    pub(crate) addr: Addr,
+    pub(crate) username: Option<String>,
+    pub(crate) password: Option<String>,
+    pub(crate) db: i64,
+    pub(crate) protocol: Protocol,
+    pub(crate) client_name: Option<String>,
+}
+
+const DEFAULT_PORT: u16 = 6379;
+const QUERY_KEYS: &str = "db, protocol, user, pass, password, client_name";
+
+fn invalid(url: &str, why: impl std::fmt::Display) -> Error {
+    Error::new(
+        ErrorKind::InvalidConfig,
+        format!("invalid URL {url:?}: {why}"),
+    )
+}
+
+/// Parses a connection URL.
+///
+/// Accepted forms: `redis://[user[:password]@]host[:port][/db][?query]`,
+/// `redis+unix:///path[?query]` and `unix:///path[?query]`. Query keys: `db`,
+/// `protocol` (`resp2`/`resp3`), `user`, `pass`/`password`, `client_name`.
+pub(crate) fn parse(input: &str) -> Result<ConnectInfo, Error> {
+    // The URL text is kept out of error messages when it carries a password.
+    let shown = redact(input);
+    let url = url::Url::parse(input).map_err(|e| invalid(&shown, e))?;
+    let mut info = match url.scheme() {
+        "redis" => tcp_info(&url, &shown)?,
+        "redis+unix" | "unix" => unix_info(&url, &shown)?,
+        "rediss" => {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                format!(
+                    "invalid URL {shown:?}: TLS (rediss://) is not yet supported by this \
+                     version of redis-lanes; use redis:// on a trusted network or a TLS tunnel"
+                ),
+            ))
+        }
+        other => {
+            return Err(invalid(
+                &shown,
+                format!("unknown scheme {other:?} (expected redis, redis+unix or unix)"),
+            ))
+        }
+    };
+    for (key, value) in url.query_pairs() {
+        match key.as_ref() {
+            "db" => info.db = parse_db(&value).map_err(|why| invalid(&shown, why))?,
+            "protocol" => {
+                info.protocol = match value.to_ascii_lowercase().as_str() {
+                    "2" | "resp2" => Protocol::Resp2,
+                    "3" | "resp3" => Protocol::Resp3,
+                    _ => {
+                        return Err(invalid(
+                            &shown,
+                            format!("protocol {value:?} is not resp2 or resp3"),
+                        ))
+                    }
+                }
+            }
+            "user" | "username" => info.username = Some(value.into_owned()),
+            "pass" | "password" => info.password = Some(value.into_owned()),
+            "client_name" => info.client_name = Some(value.into_owned()),
+            other => {
+                return Err(invalid(
+                    &shown,
+                    format!("unknown query key {other:?} (known: {QUERY_KEYS})"),
+                ))
+            }
+        }
+    }
+    Ok(info)
+}
+
+fn tcp_info(url: &url::Url, shown: &str) -> Result<ConnectInfo, Error> {
+    let host = match url.host() {
+        Some(url::Host::Domain(d)) if !d.is_empty() => d.to_owned(),
+        Some(url::Host::Ipv4(ip)) => ip.to_string(),
+        Some(url::Host::Ipv6(ip)) => ip.to_string(),
+        _ => return Err(invalid(shown, "missing host")),
+    };
+    let port = url.port().unwrap_or(DEFAULT_PORT);
+    let db = match url.path().trim_start_matches('/') {
+        "" => 0,
+        path => parse_db(path).map_err(|why| invalid(shown, why))?,
+    };
+    let (username, password) = userinfo(url, shown)?;
+    Ok(ConnectInfo {
+        addr: Addr::Tcp { host, port },
+        username,
+        password,
+        db,
+        protocol: Protocol::Resp2,
+        client_name: None,
+    })
+}
+
+fn unix_info(url: &url::Url, shown: &str) -> Result<ConnectInfo, Error> {
+    if url.host_str().is_some_and(|h| !h.is_empty()) {
+        return Err(invalid(
+            shown,
+            "a Unix socket URL takes a path, not a host (write redis+unix:///path/to/socket)",
+        ));
+    }
+    let path = percent(url.path(), shown)?;
+    if path.is_empty() || path == "/" {
+        return Err(invalid(shown, "missing socket path"));
+    }
+    let (username, password) = userinfo(url, shown)?;
+    Ok(ConnectInfo {
+        addr: Addr::Unix(PathBuf::from(path)),
+        username,
+        password,
+        db: 0,
+        protocol: Protocol::Resp2,
+        client_name: None,
+    })
+}
+
+fn userinfo(url: &url::Url, shown: &str) -> Result<(Option<String>, Option<String>), Error> {
+    let username = match url.username() {
+        "" => None,
+        user => Some(percent(user, shown)?),
+    };
+    let password = match url.password() {
+        None => None,
+        Some(pass) => Some(percent(pass, shown)?),
+    };
+    Ok((username, password))
+}
+
+fn percent(text: &str, shown: &str) -> Result<String, Error> {
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| invalid(shown, "percent-encoded text is not UTF-8"))
+}
+
+fn parse_db(text: &str) -> Result<i64, String> {
+    match text.parse::<i64>() {
+        Ok(db) if db >= 0 => Ok(db),
+        _ => Err(format!("database {text:?} is not a non-negative integer")),
+    }
+}
+
+/// Replaces the password in a URL with `***` for error messages and logs.
+pub(crate) fn redact(input: &str) -> String {
+    match url::Url::parse(input) {
+        Ok(mut url) => {
+            if url.password().is_some() {
+                let _ = url.set_password(Some("***"));
+            }
+            let pairs: Vec<(String, String)> = url
+                .query_pairs()
+                .map(|(k, v)| {
+                    let v = if k == "pass" || k == "password" {
+                        "***".to_owned()
+                    } else {
+                        v.into_owned()
+                    };
+                    (k.into_owned(), v)
+                })
+                .collect();
+            if !pairs.is_empty() {
+                url.query_pairs_mut().clear().extend_pairs(pairs);
+            }
+            url.to_string()
+        }
+        // Unparseable input may still hold a secret after an '@'; keep only the scheme.
+        Err(_) => match input.split_once("://") {
+            Some((scheme, rest)) if rest.contains('@') => format!("{scheme}://***"),
+            _ => input.to_owned(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tcp(host: &str, port: u16) -> Addr {
+        Addr::Tcp {
+            host: host.into(),
+            port,
+        }
+    }
+
+    #[test]
+    fn accepted_forms() {
+        type Case<'a> = (&'a str, Addr, Option<&'a str>, Option<&'a str>, i64);
+        let cases: &[Case<'_>] = &[
+            ("redis://localhost", tcp("localhost", 6379), None, None, 0),
+            (
+                "redis://127.0.0.1:7000/3",
+                tcp("127.0.0.1", 7000),
+                None,
+                None,
+                3,
+            ),
+            (
+                "redis://:secret@h/1",
+                tcp("h", 6379),
+                None,
+                Some("secret"),
+                1,
+            ),
+            (
+                "redis://alice:s%40cret@h:1",
+                tcp("h", 1),
+                Some("alice"),
+                Some("s@cret"),
+                0,
+            ),
+            ("redis://[::1]:6380", tcp("::1", 6380), None, None, 0),
+            ("redis://h/?db=4", tcp("h", 6379), None, None, 4),
+            (
+                "redis+unix:///tmp/r.sock",
+                Addr::Unix("/tmp/r.sock".into()),
+                None,
+                None,
+                0,
+            ),
+            (
+                "unix:///tmp/r.sock?db=2&user=bob&pass=pw",
+                Addr::Unix("/tmp/r.sock".into()),
+                Some("bob"),
+                Some("pw"),
+                2,
+            ),
+        ];
+        for (url, addr, user, pass, db) in cases {
+            let info = parse(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert_eq!(&info.addr, addr, "{url}");
+            assert_eq!(info.username.as_deref(), *user, "{url}");
+            assert_eq!(info.password.as_deref(), *pass, "{url}");
+            assert_eq!(info.db, *db, "{url}");
+        }
+        assert_eq!(
+            parse("redis://h?protocol=resp3").map(|i| i.protocol).ok(),
+            Some(Protocol::Resp3)
+        );
+    }
+
+    #[test]
+    fn rejected_forms_say_why() {
+        let cases = [
+            ("not a url", "invalid URL"),
+            ("http://h", "unknown scheme"),
+            ("rediss://h", "TLS"),
+            ("redis://h/abc", "database"),
+            ("redis://h/-1", "database"),
+            ("redis://h?db=x", "database"),
+            ("redis://h?protocol=4", "protocol"),
+            ("redis://h?colour=red", "unknown query key"),
+            ("redis+unix://", "missing socket path"),
+            ("redis+unix://host/path", "not a host"),
+            ("redis://h:99999", "invalid URL"),
+        ];
+        for (url, needle) in cases {
+            let err = parse(url).expect_err(url);
+            assert!(err.is_config(), "{url}: {err:?}");
+            assert!(err.to_string().contains(needle), "{url}: {err}");
+        }
+    }
+
+    #[test]
+    fn errors_never_show_passwords() {
+        let err = parse("redis://u:topsecret@h/abc").expect_err("bad db");
+        assert!(!err.to_string().contains("topsecret"), "{err}");
+        let err = parse("unix:///s?pass=topsecret&db=x").expect_err("bad db");
+        assert!(!err.to_string().contains("topsecret"), "{err}");
+        assert!(!redact("redis://u:topsecret@h:bad").contains("topsecret"));
+    }
+}

@@ -1,0 +1,81 @@
+//! Shared helpers for the integration tests: a real server from the test kit and a
+//! side connection (plain redis-rs) to observe the server independently of the client
+//! under test.
+#![allow(dead_code)] // Each test file uses a different subset.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use redis_lanes_testkit::RedisServer;
+
+/// A server for one test. `DEBUG SLEEP` is enabled: it is how tests hold a reply in
+/// flight for a known time.
+pub(crate) fn server() -> RedisServer {
+    server_with(&[])
+}
+
+pub(crate) fn server_with(args: &[&str]) -> RedisServer {
+    let mut builder = RedisServer::builder().args(["--enable-debug-command", "yes"]);
+    for arg in args {
+        builder = builder.arg(*arg);
+    }
+    builder
+        .start()
+        .unwrap_or_else(|e| panic!("starting redis-server: {e}"))
+}
+
+/// A connection that is not the client under test, for checking what the server saw.
+pub(crate) async fn side(server: &RedisServer) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(server.url())
+        .expect("side client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("side connection")
+}
+
+pub(crate) async fn client(server: &RedisServer) -> redis_lanes::Client {
+    redis_lanes::Client::connect(&server.url())
+        .await
+        .expect("connect")
+}
+
+/// `CLIENT LIST` as (id, name) pairs.
+pub(crate) async fn client_ids(side: &mut redis::aio::MultiplexedConnection) -> Vec<i64> {
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(side)
+        .await
+        .expect("CLIENT LIST");
+    list.lines()
+        .filter_map(|line| {
+            line.split(' ')
+                .find_map(|field| field.strip_prefix("id="))
+                .and_then(|id| id.parse().ok())
+        })
+        .collect()
+}
+
+/// Polls `check` until it returns true or `limit` passes; returns whether it did.
+pub(crate) async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if check().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The redis-lanes error inside a `RedisError` returned through the `redis` API.
+pub(crate) fn lanes_error(err: &redis::RedisError) -> redis_lanes::Error {
+    redis_lanes::Error::from_redis(err)
+        .cloned()
+        .unwrap_or_else(|| panic!("not a redis-lanes error: {err:?}"))
+}

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The two set-up commands of the README:
+#   bash scripts/run.sh demo [ARGS...]   the demo (starts its own redis-server unless --url is given)
+#   bash scripts/run.sh test             the whole test suite
+# Both need `redis-server` (Debian package `redis-server`) and a Rust toolchain with cargo.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_redis_server() {
+    if command -v redis-server >/dev/null 2>&1 || [ -n "${REDIS_SERVER_BIN:-}" ]; then
+        return
+    fi
+    echo "redis-server is missing: installing Debian's redis-server package" >&2
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ]; then
+        if command -v sudo >/dev/null 2>&1; then
+            sudo="sudo"
+        else
+            echo "error: not root and no sudo; install it with: apt-get install redis-server" >&2
+            exit 1
+        fi
+    fi
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "error: no apt-get here; install redis-server (>= 6.2) with your package manager," \
+            "or point REDIS_SERVER_BIN at a redis-server binary" >&2
+        exit 1
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get update -qq
+    $sudo apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+    # The package may start a system service on port 6379; redis-lanes' tests and demo
+    # start their own servers on free ports and do not use it.
+}
+
+need_cargo() {
+    if ! command -v cargo >/dev/null 2>&1; then
+        echo "error: cargo not found; install a Rust toolchain (>= 1.88) from rustup.rs" >&2
+        exit 1
+    fi
+}
+
+case "${1:-}" in
+    demo)
+        shift
+        need_cargo
+        need_redis_server
+        exec cargo run --release --quiet -p redis-lanes-cli -- demo "$@"
+        ;;
+    test)
+        shift
+        need_cargo
+        need_redis_server
+        exec cargo test --workspace "$@"
+        ;;
+    *)
+        echo "usage: bash scripts/run.sh demo [--url URL] [--duration SECS] | bash scripts/run.sh test" >&2
+        exit 2
+        ;;
+esac
