@@ -1,5 +1,6 @@
 //! `redis-lanes`: a demo of what redis-lanes does, and side-by-side benchmarks.
 
+mod bench;
 mod demo;
 
 use std::process::ExitCode;
@@ -18,14 +19,19 @@ enum Command {
     /// Drive a mixed workload through one client, check every reply, report throughput
     /// and shut down cleanly.
     Demo(demo::Args),
+    /// Measure SET and GET throughput of redis-lanes, redis-rs and fred side by side:
+    /// same process, same Tokio runtime, same server.
+    Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    // The bench fixes the worker count so its numbers say what they were measured on.
+    if let Command::Bench(args) = &cli.command {
+        builder.worker_threads(args.workers());
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the Tokio runtime: {e}");
@@ -35,6 +41,7 @@ fn main() -> ExitCode {
     let outcome = runtime.block_on(async {
         match cli.command {
             Command::Demo(args) => demo::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
         }
     });
     match outcome {

@@ -56,6 +56,20 @@
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+#[cfg(test)]
+mod api_tests {
+    /// The handle must be shareable across tasks and threads, and storable anywhere.
+    #[test]
+    fn handles_are_clone_send_sync_static() {
+        fn assert<T: Clone + Send + Sync + 'static>() {}
+        assert::<crate::Client>();
+        assert::<crate::Lane>();
+        assert::<crate::Error>();
+        fn assert_send<T: Send + 'static>() {}
+        assert_send::<crate::LaneDriver>();
+    }
+}
+
 mod client;
 mod config;
 mod error;
@@ -72,6 +86,11 @@ pub use config::{Builder, Protocol};
 pub use error::{Error, ErrorKind};
 pub use lane::{Lane, LaneDriver};
 pub use stats::Stats;
+
+/// The README's examples, compiled and run as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
 
 /// The `redis` crate this version of redis-lanes is built against, re-exported so
 /// applications use the same command and value types.
