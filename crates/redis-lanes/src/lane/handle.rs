@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use redis::aio::ConnectionLike;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
-use tokio::sync::{mpsc, oneshot, TryAcquireError};
+use tokio::sync::{mpsc, oneshot};
 
 use super::request::{Message, Reply, Request};
 use super::shared::LaneShared;
@@ -111,22 +111,32 @@ impl Lane {
         frames: usize,
         keep_from: usize,
     ) -> Result<Reply, Error> {
+        let rx = self.enqueue(bytes, frames, keep_from).await?;
+        match self.shared.response_timeout {
+            None => self.await_reply(rx).await,
+            // Boxed so the timer's state does not enlarge every request's future when
+            // no timeout is configured (the default).
+            Some(limit) => Box::pin(self.await_reply_within(rx, limit)).await,
+        }
+    }
+
+    /// Takes an in-flight slot (waiting for room: that is the backpressure) and queues
+    /// the request. Returns where its answer will arrive.
+    async fn enqueue(
+        &self,
+        bytes: Vec<u8>,
+        frames: usize,
+        keep_from: usize,
+    ) -> Result<oneshot::Receiver<Result<Reply, Error>>, Error> {
         if self.shared.is_closing() {
             return Err(Error::closed().not_sent());
         }
-        let permit = match self.shared.permits.clone().try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(TryAcquireError::NoPermits) => {
-                // Backpressure: wait for a slot rather than fail.
-                self.shared
-                    .permits
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .map_err(|_| self.shared.terminal_error().not_sent())?
-            }
-            Err(TryAcquireError::Closed) => return Err(self.shared.terminal_error().not_sent()),
-        };
+        let permit = self
+            .shared
+            .limit
+            .acquire()
+            .await
+            .map_err(|_| self.shared.terminal_error().not_sent())?;
         let (reply, rx) = oneshot::channel();
         let req = Request {
             bytes,
@@ -139,21 +149,33 @@ impl Lane {
         if self.tx.send(Message::Request(req)).is_err() {
             return Err(self.shared.terminal_error().not_sent());
         }
-        let answer = match self.shared.response_timeout {
-            None => rx.await,
-            Some(limit) => match tokio::time::timeout(limit, rx).await {
-                Ok(answer) => answer,
-                Err(_) => {
-                    self.shared.counters.timeouts.fetch_add(1, Relaxed);
-                    return Err(Error::new(
-                        ErrorKind::Timeout,
-                        format!("no reply within {limit:?}"),
-                    ));
-                }
-            },
-        };
+        Ok(rx)
+    }
+
+    async fn await_reply(
+        &self,
+        rx: oneshot::Receiver<Result<Reply, Error>>,
+    ) -> Result<Reply, Error> {
         // A dropped reply sender means the driver ended without answering.
-        answer.unwrap_or_else(|_| Err(self.shared.terminal_error()))
+        rx.await
+            .unwrap_or_else(|_| Err(self.shared.terminal_error()))
+    }
+
+    async fn await_reply_within(
+        &self,
+        rx: oneshot::Receiver<Result<Reply, Error>>,
+        limit: std::time::Duration,
+    ) -> Result<Reply, Error> {
+        match tokio::time::timeout(limit, self.await_reply(rx)).await {
+            Ok(answer) => answer,
+            Err(_) => {
+                self.shared.counters.timeouts.fetch_add(1, Relaxed);
+                Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!("no reply within {limit:?}"),
+                ))
+            }
+        }
     }
 
     /// The server's `CLIENT ID` for this connection, if the handshake could learn it.

@@ -3,6 +3,7 @@
 
 mod driver;
 mod handle;
+mod limit;
 mod request;
 mod shared;
 

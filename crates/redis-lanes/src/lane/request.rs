@@ -4,7 +4,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use redis::Value;
-use tokio::sync::{oneshot, OwnedSemaphorePermit};
+use tokio::sync::oneshot;
+
+use super::limit::Permit;
 
 use crate::error::Error;
 
@@ -35,7 +37,7 @@ pub(crate) struct Request {
     /// can tell "never sent" from "sent, reply pending".
     pub(crate) written: Option<Arc<AtomicBool>>,
     /// The in-flight slot this request holds until it is answered or discarded.
-    pub(crate) permit: Option<OwnedSemaphorePermit>,
+    pub(crate) permit: Option<Permit>,
 }
 
 /// A message on a lane's queue. One queue carries both requests and control messages,

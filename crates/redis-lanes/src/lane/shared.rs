@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::task::AtomicWaker;
-use tokio::sync::Semaphore;
 
+use super::limit::Limit;
 use crate::error::Error;
 use crate::stats::Stats;
 
@@ -32,8 +32,7 @@ pub(crate) struct LaneShared {
     pub(crate) counters: Counters,
     /// In-flight slots: a request holds one from before it is queued until it is
     /// answered, so waiting for a permit is the backpressure.
-    pub(crate) permits: Arc<Semaphore>,
-    pub(crate) max_in_flight: usize,
+    pub(crate) limit: Arc<Limit>,
     /// Why the lane ended; `None` while it runs.
     terminal: Mutex<Option<Error>>,
     /// Set by `close()`: new requests are refused at once.
@@ -57,8 +56,7 @@ impl LaneShared {
     ) -> Self {
         Self {
             counters: Counters::default(),
-            permits: Arc::new(Semaphore::new(max_in_flight)),
-            max_in_flight,
+            limit: Arc::new(Limit::new(max_in_flight)),
             terminal: Mutex::new(None),
             closing: AtomicBool::new(false),
             abort: AtomicBool::new(false),
@@ -80,7 +78,7 @@ impl LaneShared {
             *terminal = Some(cause.clone());
         }
         drop(terminal);
-        self.permits.close();
+        self.limit.close();
     }
 
     /// The error a caller gets from a lane that has ended.
@@ -119,12 +117,7 @@ impl LaneShared {
         let ended = self.has_ended();
         // Every accepted request holds a permit until answered; those not written yet
         // are the queue.
-        let held = if ended {
-            0
-        } else {
-            self.max_in_flight
-                .saturating_sub(self.permits.available_permits()) as u64
-        };
+        let held = if ended { 0 } else { self.limit.in_use() as u64 };
         Stats {
             in_flight,
             queued: held.saturating_sub(in_flight),
