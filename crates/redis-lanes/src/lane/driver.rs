@@ -8,6 +8,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::{Relaxed, Release};
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -379,30 +380,22 @@ impl DriverState {
     }
 
     fn publish_tally(&mut self) {
+        /// Skips the atomic write when there is nothing to add, the common case for
+        /// most counters in a poll.
+        fn add(counter: &AtomicU64, n: u64) {
+            if n > 0 {
+                counter.fetch_add(n, Relaxed);
+            }
+        }
         let t = std::mem::take(&mut self.tally);
         let c = &self.shared.counters;
-        if t.batches > 0 {
-            c.written_batches.fetch_add(t.batches, Relaxed);
-        }
-        if t.requests > 0 {
-            c.written_requests.fetch_add(t.requests, Relaxed);
-        }
-        if t.replies > 0 {
-            c.replies.fetch_add(t.replies, Relaxed);
-        }
-        if t.server_errors > 0 {
-            c.server_errors.fetch_add(t.server_errors, Relaxed);
-        }
-        if t.pushes > 0 {
-            c.pushes.fetch_add(t.pushes, Relaxed);
-        }
-        if t.pushes_dropped > 0 {
-            c.pushes_dropped.fetch_add(t.pushes_dropped, Relaxed);
-        }
-        if t.dropped_before_write > 0 {
-            c.dropped_before_write
-                .fetch_add(t.dropped_before_write, Relaxed);
-        }
+        add(&c.written_batches, t.batches);
+        add(&c.written_requests, t.requests);
+        add(&c.replies, t.replies);
+        add(&c.server_errors, t.server_errors);
+        add(&c.pushes, t.pushes);
+        add(&c.pushes_dropped, t.pushes_dropped);
+        add(&c.dropped_before_write, t.dropped_before_write);
         c.in_flight.store(self.in_flight.len() as u64, Relaxed);
     }
 
