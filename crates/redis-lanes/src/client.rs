@@ -1,14 +1,20 @@
 //! The public client: one shared lane today, the place where lanes are tied together.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
+use std::time::Duration;
 
 use redis::aio::ConnectionLike;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
+use crate::blocking::{self, Blocking, Commands, Pool, PoolConfig};
 use crate::config::{Builder, LaneConfig};
 use crate::error::{Error, ErrorKind};
-use crate::lane::{self, Lane};
+use crate::lane::{self, Lane, Reply};
+use crate::route::{self, Block, BlockKind, Route};
 use crate::stats::Stats;
 
 /// An async Redis client: a cheap, cloneable handle that every task can share.
@@ -43,7 +49,9 @@ pub struct Client {
 
 struct Inner {
     shared: Lane,
+    blocking: Arc<Blocking>,
     config: Arc<LaneConfig>,
+    closing: AtomicBool,
 }
 
 impl fmt::Debug for Client {
@@ -82,9 +90,124 @@ impl Client {
         let (shared, driver) = lane::open(Arc::clone(&config)).await?;
         // The task holds only the driver: it ends when every handle is dropped.
         runtime.spawn(driver);
+        let options = &config.blocking;
+        let pool = Pool::new(
+            &config,
+            PoolConfig {
+                max_lanes: options.max_lanes,
+                idle_timeout: options.idle_timeout,
+                acquire_timeout: options.acquire_timeout,
+            },
+        );
+        let blocking = Arc::new(Blocking {
+            pool,
+            grace: options.grace,
+            declared: options.declared.clone(),
+            hook: options.hook.clone(),
+            counters: blocking::Counters::default(),
+            shutdown: CancellationToken::new(),
+            recoveries: TaskTracker::new(),
+            runtime,
+        });
         Ok(Client {
-            inner: Arc::new(Inner { shared, config }),
+            inner: Arc::new(Inner {
+                shared,
+                blocking,
+                config,
+                closing: AtomicBool::new(false),
+            }),
         })
+    }
+
+    fn check_open(&self) -> Result<(), Error> {
+        if self.inner.closing.load(Relaxed) {
+            return Err(Error::closed().not_sent());
+        }
+        Ok(())
+    }
+
+    async fn route_cmd(&self, cmd: &Cmd) -> Result<Value, Error> {
+        self.check_open()?;
+        match route::classify_cmd(cmd, &self.inner.blocking.declared) {
+            Route::Shared => self.inner.shared.send_unrouted(cmd).await,
+            Route::Refused(why) => Err(Error::new(ErrorKind::Refused, why)),
+            Route::Blocking(block) => self.blocking(Commands::One(cmd), block).await,
+        }
+    }
+
+    async fn route_pipeline(
+        &self,
+        pipe: &Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> Result<Vec<Value>, Error> {
+        self.check_open()?;
+        match route::classify_pipeline(pipe, &self.inner.blocking.declared) {
+            Route::Shared => {
+                self.inner
+                    .shared
+                    .send_pipeline_unrouted(pipe, offset, count)
+                    .await
+            }
+            Route::Refused(why) => Err(Error::new(ErrorKind::Refused, why)),
+            Route::Blocking(block) => {
+                let reply = blocking::run(
+                    &self.inner.blocking,
+                    &self.inner.shared,
+                    Commands::Pipe {
+                        pipe,
+                        offset,
+                        count,
+                    },
+                    block,
+                )
+                .await?;
+                Ok(match reply {
+                    Reply::Many(values) => values,
+                    Reply::One(value) => vec![value],
+                })
+            }
+        }
+    }
+
+    async fn blocking(&self, commands: Commands<'_>, block: Block) -> Result<Value, Error> {
+        let reply =
+            blocking::run(&self.inner.blocking, &self.inner.shared, commands, block).await?;
+        Ok(match reply {
+            Reply::One(value) => value,
+            Reply::Many(mut values) => values.pop().unwrap_or(Value::Nil),
+        })
+    }
+
+    /// Runs `cmd` as a blocking command: on a dedicated blocking lane, cancelled on the
+    /// server if the future is dropped, with a client-side deadline of `timeout` plus the
+    /// grace period (`None`: no deadline). For commands redis-lanes does not know to be
+    /// blocking, e.g. a module's; to declare one for every call, use
+    /// [`Builder::blocking_command`].
+    ///
+    /// # Errors
+    ///
+    /// As for [`Client::send`], plus [`ErrorKind::PoolTimeout`] when every blocking lane
+    /// stays busy, and [`ErrorKind::Timeout`] when the deadline passes.
+    ///
+    /// # Cancel safety
+    ///
+    /// See the crate documentation's "Cancel safety": a written command is unblocked on
+    /// the server with `CLIENT UNBLOCK`, ordered before anything this client sends next.
+    pub async fn send_blocking(
+        &self,
+        cmd: &Cmd,
+        timeout: Option<Duration>,
+    ) -> Result<Value, Error> {
+        self.check_open()?;
+        if let Route::Refused(why) = route::classify_cmd(cmd, &self.inner.blocking.declared) {
+            return Err(Error::new(ErrorKind::Refused, why));
+        }
+        let block = Block {
+            timeout,
+            kind: BlockKind::UserDeclared,
+        };
+        self.blocking(Commands::One(cmd), block).await
     }
 
     /// Sends one command and returns its reply; a server error reply is returned as
@@ -98,7 +221,7 @@ impl Client {
     ///
     /// A command whose future is dropped before it is written is never written.
     pub async fn send(&self, cmd: &Cmd) -> Result<Value, Error> {
-        self.inner.shared.send(cmd).await
+        self.route_cmd(cmd).await
     }
 
     /// Closes the client gracefully: new commands are refused with
@@ -110,17 +233,41 @@ impl Client {
     ///
     /// Dropping the future does not undo the close.
     pub async fn close(&self) {
+        self.inner.closing.store(true, Relaxed);
+        let blocking = &self.inner.blocking;
+        // Blocking calls in flight stop waiting and cancel on the server; their
+        // recoveries (late replies, restores) need the shared lane, so they finish first.
+        blocking.shutdown.cancel();
+        blocking.recoveries.close();
+        if tokio::time::timeout(self.inner.config.close_timeout, blocking.recoveries.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("close timed out waiting for cancelled blocking commands to recover");
+        }
+        blocking.pool.close();
         self.inner.shared.close().await;
     }
 
     /// `true` once [`Client::close`] was called or the shared connection ended.
     pub fn is_closed(&self) -> bool {
-        self.inner.shared.is_closed()
+        self.inner.closing.load(Relaxed) || self.inner.shared.is_closed()
     }
 
     /// A snapshot of the client's counters.
     pub fn stats(&self) -> Stats {
-        self.inner.shared.stats()
+        let mut stats = self.inner.shared.stats();
+        let blocking = &self.inner.blocking;
+        let c = &blocking.counters;
+        stats.blocking_busy = blocking.pool.busy() as u64;
+        stats.blocking_idle = blocking.pool.idle_count() as u64;
+        stats.blocking_waiters = blocking.pool.waiters() as u64;
+        stats.blocking_cancels = c.cancels.load(Relaxed);
+        stats.orphans_restored = c.restored.load(Relaxed);
+        stats.orphans_reported = c.reported.load(Relaxed);
+        stats.orphans_unrecoverable = c.unrecoverable.load(Relaxed);
+        stats.unblock_fallbacks = c.fallbacks.load(Relaxed);
+        stats
     }
 
     /// The server's `CLIENT ID` of the shared connection.
@@ -131,7 +278,7 @@ impl Client {
 
 impl ConnectionLike for Client {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        Box::pin(async move { self.inner.shared.send(cmd).await.map_err(Into::into) })
+        Box::pin(async move { self.route_cmd(cmd).await.map_err(Into::into) })
     }
 
     fn req_packed_commands<'a>(
@@ -141,9 +288,7 @@ impl ConnectionLike for Client {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         Box::pin(async move {
-            self.inner
-                .shared
-                .send_pipeline(pipeline, offset, count)
+            self.route_pipeline(pipeline, offset, count)
                 .await
                 .map_err(Into::into)
         })

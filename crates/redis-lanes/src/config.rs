@@ -5,10 +5,12 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use crate::blocking::{Orphan, OrphanHook};
 use crate::client::Client;
 use crate::error::{Error, ErrorKind};
 use crate::lane::{self, Lane, LaneDriver};
 use crate::resp::Limits;
+use crate::route::BlockingCommands;
 use crate::url::{self, ConnectInfo};
 
 /// The RESP protocol version a connection speaks.
@@ -33,6 +35,44 @@ pub(crate) struct LaneConfig {
     pub(crate) close_timeout: Duration,
     pub(crate) limits: Limits,
     pub(crate) push_sender: Option<mpsc::Sender<redis::PushInfo>>,
+    pub(crate) blocking: BlockingOptions,
+}
+
+/// Options of the blocking-lane pool.
+#[derive(Clone)]
+pub(crate) struct BlockingOptions {
+    pub(crate) max_lanes: usize,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) acquire_timeout: Duration,
+    pub(crate) grace: Duration,
+    pub(crate) declared: BlockingCommands,
+    pub(crate) hook: Option<OrphanHook>,
+}
+
+impl std::fmt::Debug for BlockingOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockingOptions")
+            .field("max_lanes", &self.max_lanes)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .field("grace", &self.grace)
+            .field("declared", &self.declared)
+            .field("hook", &self.hook.is_some())
+            .finish()
+    }
+}
+
+impl Default for BlockingOptions {
+    fn default() -> Self {
+        Self {
+            max_lanes: 64,
+            idle_timeout: Duration::from_secs(60),
+            acquire_timeout: Duration::from_secs(10),
+            grace: Duration::from_secs(2),
+            declared: BlockingCommands::new(),
+            hook: None,
+        }
+    }
 }
 
 /// Options for a [`Client`], starting from a connection URL.
@@ -64,6 +104,7 @@ pub struct Builder {
     close_timeout: Duration,
     limits: Limits,
     push_sender: Option<mpsc::Sender<redis::PushInfo>>,
+    blocking: BlockingOptions,
 }
 
 impl Builder {
@@ -76,6 +117,7 @@ impl Builder {
             close_timeout: Duration::from_secs(10),
             limits: Limits::default(),
             push_sender: None,
+            blocking: BlockingOptions::default(),
         }
     }
 
@@ -183,6 +225,58 @@ impl Builder {
         self
     }
 
+    /// Bounds the dedicated connections blocking commands run on. When all are busy,
+    /// further blocking calls wait their turn (first come, first served) for up to
+    /// [`Builder::blocking_acquire_timeout`]. Default: 64.
+    pub fn max_blocking_lanes(mut self, max: usize) -> Self {
+        self.blocking.max_lanes = max;
+        self
+    }
+
+    /// Closes blocking lanes left idle this long. Default: 60 s.
+    pub fn blocking_idle_timeout(mut self, idle: Duration) -> Self {
+        self.blocking.idle_timeout = idle;
+        self
+    }
+
+    /// How long a blocking call waits for a free blocking lane before it fails with
+    /// [`ErrorKind::PoolTimeout`]. Default: 10 s.
+    pub fn blocking_acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.blocking.acquire_timeout = timeout;
+        self
+    }
+
+    /// Added to a blocking command's own timeout (`BLPOP k 5`: 5 s) to make its
+    /// client-side deadline, so a reply that is on its way is not cut off. A command
+    /// that blocks forever (`0`) has no deadline. Default: 2 s.
+    pub fn blocking_grace(mut self, grace: Duration) -> Self {
+        self.blocking.grace = grace;
+        self
+    }
+
+    /// Declares a command (e.g. a module's) as blocking, so it runs on a blocking lane
+    /// and is cancelled on the server when its caller gives up. Case-insensitive. For a
+    /// single call, [`Client::send_blocking`] does the same.
+    pub fn blocking_command(mut self, name: &str) -> Self {
+        self.blocking.declared.insert(name);
+        self
+    }
+
+    /// Hands replies that raced a cancel to `hook` instead of the default restore.
+    ///
+    /// By default, data popped by a cancelled blocking command is put back where it came
+    /// from (list pops to the same end, sorted-set pops with their scores, `BLMOVE`
+    /// moved back if the element is still where it was put). With a hook, the hook gets
+    /// the [`Orphan`] and the data is not restored. Events that could not be inspected
+    /// (the lane had to be closed) reach the hook too. Either way they are counted in
+    /// [`Stats`](crate::Stats) and traced.
+    ///
+    /// The hook runs on a runtime thread: keep it short and do not block.
+    pub fn on_orphan(mut self, hook: impl Fn(&Orphan) + Send + Sync + 'static) -> Self {
+        self.blocking.hook = Some(std::sync::Arc::new(hook));
+        self
+    }
+
     pub(crate) fn build(self) -> Result<LaneConfig, Error> {
         let info = self.info?;
         let invalid = |what: &str| Err(Error::new(ErrorKind::InvalidConfig, what.to_owned()));
@@ -201,6 +295,11 @@ impl Builder {
         {
             return invalid("decoder limits must be at least 1");
         }
+        if self.blocking.max_lanes == 0
+            || self.blocking.max_lanes > tokio::sync::Semaphore::MAX_PERMITS
+        {
+            return invalid("max_blocking_lanes must be at least 1");
+        }
         Ok(LaneConfig {
             info,
             connect_timeout: self.connect_timeout,
@@ -209,6 +308,7 @@ impl Builder {
             close_timeout: self.close_timeout,
             limits: self.limits,
             push_sender: self.push_sender,
+            blocking: self.blocking,
         })
     }
 

@@ -33,6 +33,9 @@ pub enum ErrorKind {
     /// The command would corrupt a shared connection and was refused before it was sent.
     /// The message names the API to use instead.
     Refused,
+    /// Every dedicated connection of a pool (e.g. `max_blocking_lanes`) stayed busy for
+    /// the pool's acquire timeout. The message names the limit. Nothing was sent.
+    PoolTimeout,
 }
 
 impl ErrorKind {
@@ -47,6 +50,7 @@ impl ErrorKind {
             Self::Timeout => "response timed out",
             Self::Protocol => "protocol error",
             Self::Refused => "command refused",
+            Self::PoolTimeout => "pool exhausted",
         }
     }
 }
@@ -80,7 +84,10 @@ impl Error {
                 message: message.into(),
                 not_sent: matches!(
                     kind,
-                    ErrorKind::InvalidConfig | ErrorKind::Refused | ErrorKind::Connect
+                    ErrorKind::InvalidConfig
+                        | ErrorKind::Refused
+                        | ErrorKind::Connect
+                        | ErrorKind::PoolTimeout
                 ),
                 source: None,
             }),
@@ -162,6 +169,11 @@ impl Error {
         self.inner.kind == ErrorKind::Refused
     }
 
+    /// No pooled connection became free in time.
+    pub fn is_pool_timeout(&self) -> bool {
+        self.inner.kind == ErrorKind::PoolTimeout
+    }
+
     /// The URL or an option was invalid.
     pub fn is_config(&self) -> bool {
         self.inner.kind == ErrorKind::InvalidConfig
@@ -195,7 +207,7 @@ impl Error {
             ErrorKind::Handshake => io::ErrorKind::Other,
             ErrorKind::ConnectionLost => io::ErrorKind::ConnectionReset,
             ErrorKind::Closed => io::ErrorKind::NotConnected,
-            ErrorKind::Timeout => io::ErrorKind::TimedOut,
+            ErrorKind::Timeout | ErrorKind::PoolTimeout => io::ErrorKind::TimedOut,
             ErrorKind::Protocol => io::ErrorKind::InvalidData,
         }
     }

@@ -24,8 +24,10 @@
 //! - [`Lane`] and [`LaneDriver`] (`lane/`): one connection, split into a cloneable
 //!   handle and the future that owns the socket, as hyper splits `SendRequest` from
 //!   `Connection`. [`Builder::pair`] hands out both for users who spawn the driver.
-//! - `route.rs`: which commands may share a connection, decided from the name and
-//!   arguments by a pure function.
+//! - `route/`: which commands may share a connection and which block, decided from
+//!   the name and arguments by a pure function.
+//! - `blocking/`: the pool of dedicated lanes for blocking commands, the cancel guard
+//!   and the recovery of replies that raced a cancel.
 //! - `resp/`: an incremental RESP2/RESP3 decoder into [`redis::Value`] with limits on
 //!   bulk length, nesting depth and frame size.
 //! - `handshake.rs`, `transport.rs`, `url.rs`, `config.rs`: connecting.
@@ -70,6 +72,7 @@ mod api_tests {
     }
 }
 
+mod blocking;
 mod client;
 mod config;
 mod error;
@@ -81,6 +84,7 @@ mod stats;
 mod transport;
 mod url;
 
+pub use blocking::{Orphan, OrphanOutcome};
 pub use client::Client;
 pub use config::{Builder, Protocol};
 pub use error::{Error, ErrorKind};

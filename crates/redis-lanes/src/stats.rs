@@ -31,4 +31,20 @@ pub struct Stats {
     pub connection_errors: u64,
     /// Whether the lane's connection is up.
     pub connected: bool,
+    /// Blocking lanes running a command now.
+    pub blocking_busy: u64,
+    /// Blocking lanes open and idle.
+    pub blocking_idle: u64,
+    /// Callers waiting for a blocking lane because all `max_blocking_lanes` are busy.
+    pub blocking_waiters: u64,
+    /// Blocking calls whose caller gave up (dropped future, deadline, `close()`).
+    pub blocking_cancels: u64,
+    /// Raced replies whose data was put back where it came from.
+    pub orphans_restored: u64,
+    /// Raced replies whose data was reported, not restored (see `Orphan`).
+    pub orphans_reported: u64,
+    /// Cancelled commands whose reply could not be inspected (the lane was closed).
+    pub orphans_unrecoverable: u64,
+    /// Cancels where `CLIENT UNBLOCK` was refused or impossible, so the lane was closed.
+    pub unblock_fallbacks: u64,
 }

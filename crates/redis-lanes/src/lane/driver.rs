@@ -9,7 +9,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::AtomicU64;
-use std::sync::atomic::Ordering::{Relaxed, Release};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -290,18 +290,17 @@ impl DriverState {
             frames,
             keep_from,
             reply,
-            written,
+            commit,
             permit,
         } = req;
-        if reply.as_ref().is_some_and(|tx| tx.is_closed()) {
+        let abandoned =
+            reply.as_ref().is_some_and(|tx| tx.is_closed()) || commit.is_some_and(|c| !c.write());
+        if abandoned {
             // Cancellation contract, rule 1: dropped before written, never written.
             self.tally.dropped_before_write += 1;
             return;
         }
         self.write_buf.extend_from_slice(&bytes);
-        if let Some(flag) = written {
-            flag.store(true, Release);
-        }
         self.tally.requests += 1;
         if frames == 0 {
             answer(reply, Ok(Reply::One(Value::Nil)));

@@ -8,10 +8,10 @@ use redis::aio::ConnectionLike;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 use tokio::sync::{mpsc, oneshot};
 
-use super::request::{Message, Reply, Request};
+use super::request::{Commit, Message, Reply, Request};
 use super::shared::LaneShared;
 use crate::error::{Error, ErrorKind};
-use crate::route::{self, Route};
+use crate::route::{self, BlockingCommands, Route};
 use crate::stats::Stats;
 
 /// A handle to one Redis connection (a *lane*) driven by its [`LaneDriver`].
@@ -64,9 +64,15 @@ impl Lane {
     /// Dropping the future before the command is written means it is never written.
     /// After it is written, the server runs it and its reply is read and discarded.
     pub async fn send(&self, cmd: &Cmd) -> Result<Value, Error> {
-        if let Route::Refused(why) = route::classify_cmd(cmd) {
+        // A bare lane has no blocking lanes: blocking commands run here, in line.
+        if let Route::Refused(why) = route::classify_cmd(cmd, &BlockingCommands::new()) {
             return Err(Error::new(ErrorKind::Refused, why));
         }
+        self.send_unrouted(cmd).await
+    }
+
+    /// Sends without the routing check: the caller routed it already.
+    pub(crate) async fn send_unrouted(&self, cmd: &Cmd) -> Result<Value, Error> {
         let frames = usize::from(!cmd.is_no_response());
         match self.request(cmd.get_packed_command(), frames, 0).await? {
             Reply::One(value) => Ok(value),
@@ -90,9 +96,19 @@ impl Lane {
         offset: usize,
         count: usize,
     ) -> Result<Vec<Value>, Error> {
-        if let Route::Refused(why) = route::classify_pipeline(pipe) {
+        if let Route::Refused(why) = route::classify_pipeline(pipe, &BlockingCommands::new()) {
             return Err(Error::new(ErrorKind::Refused, why));
         }
+        self.send_pipeline_unrouted(pipe, offset, count).await
+    }
+
+    /// Sends a pipeline without the routing check: the caller routed it already.
+    pub(crate) async fn send_pipeline_unrouted(
+        &self,
+        pipe: &Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> Result<Vec<Value>, Error> {
         let frames = offset.saturating_add(count);
         match self
             .request(pipe.get_packed_pipeline(), frames, offset)
@@ -143,7 +159,7 @@ impl Lane {
             frames,
             keep_from,
             reply: Some(reply),
-            written: None,
+            commit: None,
             permit: Some(permit),
         };
         if self.tx.send(Message::Request(req)).is_err() {
@@ -152,7 +168,41 @@ impl Lane {
         Ok(rx)
     }
 
-    async fn await_reply(
+    /// Queues a request at once, without an in-flight slot: for the control path (a
+    /// `Drop` cannot wait, and a control message must not queue behind the bound) and for
+    /// dedicated lanes that carry one request at a time.
+    pub(crate) fn submit(
+        &self,
+        bytes: Vec<u8>,
+        frames: usize,
+        keep_from: usize,
+        commit: Option<Arc<Commit>>,
+    ) -> Result<oneshot::Receiver<Result<Reply, Error>>, Error> {
+        if self.shared.is_closing() {
+            return Err(Error::closed().not_sent());
+        }
+        let (reply, rx) = oneshot::channel();
+        let req = Request {
+            bytes,
+            frames,
+            keep_from,
+            reply: Some(reply),
+            commit,
+            permit: None,
+        };
+        self.tx
+            .send(Message::Request(req))
+            .map_err(|_| self.shared.terminal_error().not_sent())?;
+        Ok(rx)
+    }
+
+    /// The error callers get once the lane has ended.
+    pub(crate) fn terminal_error(&self) -> Error {
+        self.shared.terminal_error()
+    }
+
+    /// Waits for the answer to a request queued with [`Lane::submit`].
+    pub(crate) async fn await_reply(
         &self,
         rx: oneshot::Receiver<Result<Reply, Error>>,
     ) -> Result<Reply, Error> {
@@ -222,6 +272,13 @@ impl Lane {
             // `pair()` driver that was never spawned) there is nothing more to wait for.
             let _ = tokio::time::timeout(std::time::Duration::from_secs(1), rx).await;
         }
+    }
+
+    /// Closes the socket now, failing whatever is in flight with [`ErrorKind::Closed`].
+    /// For a dedicated lane whose state can no longer be trusted.
+    pub(crate) fn abort(&self) {
+        self.shared.start_closing();
+        self.shared.abort();
     }
 
     /// The database selected in the handshake.

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 pub use driver::LaneDriver;
 pub use handle::Lane;
 #[allow(unused_imports)] // The blocking-lane pool builds on these.
-pub(crate) use request::{Message, Reply, Request};
+pub(crate) use request::{Commit, Message, Reply, Request};
 
 use crate::config::LaneConfig;
 use crate::error::{Error, ErrorKind};

@@ -1,6 +1,6 @@
 //! What travels from a lane's handles to its driver.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicU8, Ordering::AcqRel};
 use std::sync::Arc;
 
 use redis::Value;
@@ -33,9 +33,9 @@ pub(crate) struct Request {
     pub(crate) keep_from: usize,
     /// `None` for control requests (e.g. `CLIENT UNBLOCK`) whose reply nobody awaits.
     pub(crate) reply: Option<ReplyTx>,
-    /// Set by the driver once the bytes are committed to the socket, so a cancel guard
-    /// can tell "never sent" from "sent, reply pending".
-    pub(crate) written: Option<Arc<AtomicBool>>,
+    /// Decides, once and atomically, between "written" (by the driver) and "cancelled
+    /// before it was written" (by a cancel guard).
+    pub(crate) commit: Option<Arc<Commit>>,
     /// The in-flight slot this request holds until it is answered or discarded.
     pub(crate) permit: Option<Permit>,
 }
@@ -48,4 +48,51 @@ pub(crate) enum Message {
     /// Graceful close: everything queued before it is written and answered, everything
     /// after it is refused; the sender is told when the socket is closed.
     Close(oneshot::Sender<()>),
+}
+
+const PENDING: u8 = 0;
+const WRITTEN: u8 = 1;
+const CANCELLED: u8 = 2;
+
+/// Who got to a request first: the driver writing it, or its caller giving up.
+///
+/// A plain "written" flag would race: the driver could check that the caller is still
+/// there, the caller could give up and read "not written", and the driver could then
+/// write. With one compare-and-swap on each side exactly one of them wins.
+#[derive(Debug, Default)]
+pub(crate) struct Commit(AtomicU8);
+
+impl Commit {
+    /// Called by the driver before it writes: `false` means the caller gave up first,
+    /// so the request must not be written.
+    pub(crate) fn write(&self) -> bool {
+        self.transition(WRITTEN)
+    }
+
+    /// Called by a cancel guard: `true` means the request was never written and never
+    /// will be; `false` means it was written and its reply is on its way.
+    pub(crate) fn cancel(&self) -> bool {
+        self.transition(CANCELLED)
+    }
+
+    fn transition(&self, to: u8) -> bool {
+        self.0
+            .compare_exchange(PENDING, to, AcqRel, std::sync::atomic::Ordering::Acquire)
+            .is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exactly_one_side_wins() {
+        let c = Commit::default();
+        assert!(c.write());
+        assert!(!c.cancel());
+        let c = Commit::default();
+        assert!(c.cancel());
+        assert!(!c.write());
+    }
 }

@@ -131,6 +131,8 @@ impl LaneShared {
             timeouts: c.timeouts.load(Relaxed),
             connection_errors: c.connection_errors.load(Relaxed),
             connected: !ended,
+            // The blocking side is filled in by the client that owns the pool.
+            ..Stats::default()
         }
     }
 }

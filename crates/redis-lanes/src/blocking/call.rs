@@ -1,0 +1,192 @@
+//! One blocking call on a leased lane, and the guard that cancels it on the server when
+//! its future is dropped.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::{Arg, Cmd, Pipeline};
+use tokio::sync::oneshot;
+
+use super::pool::Lease;
+use super::recover::{self, Sent};
+use super::Blocking;
+use crate::error::{Error, ErrorKind};
+use crate::lane::{Commit, Lane, Reply};
+use crate::route::Block;
+
+/// What the caller sent: one command, or a pipeline with the replies it keeps.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Commands<'a> {
+    One(&'a Cmd),
+    Pipe {
+        pipe: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    },
+}
+
+impl Commands<'_> {
+    /// Packed bytes, replies to expect, first reply to keep.
+    fn pack(&self) -> (Vec<u8>, usize, usize) {
+        match *self {
+            Commands::One(cmd) => (cmd.get_packed_command(), 1, 0),
+            Commands::Pipe {
+                pipe,
+                offset,
+                count,
+            } => (
+                pipe.get_packed_pipeline(),
+                offset.saturating_add(count),
+                offset,
+            ),
+        }
+    }
+
+    /// An owned copy of the commands' arguments, for the recovery that outlives the
+    /// caller. Only made on the cancel path.
+    fn to_sent(self) -> Sent {
+        fn args(cmd: &Cmd) -> Vec<Vec<u8>> {
+            cmd.args_iter()
+                .filter_map(|arg| match arg {
+                    Arg::Simple(bytes) => Some(bytes.to_vec()),
+                    _ => None,
+                })
+                .collect()
+        }
+        match self {
+            Commands::One(cmd) => Sent {
+                commands: vec![args(cmd)],
+                atomic: false,
+            },
+            Commands::Pipe { pipe, .. } => Sent {
+                commands: pipe.cmd_iter().map(args).collect(),
+                atomic: pipe.is_transaction(),
+            },
+        }
+    }
+}
+
+type Answer = Result<Reply, Error>;
+
+/// A blocking call that was queued on its lane. Dropped without `finish`, it runs the
+/// cancellation contract.
+struct InFlight<'a> {
+    lease: Option<Lease>,
+    late: Option<oneshot::Receiver<Answer>>,
+    commit: Arc<Commit>,
+    commands: Commands<'a>,
+    shared: &'a Lane,
+    blocking: &'a Arc<Blocking>,
+}
+
+/// Runs blocking commands on a leased lane.
+///
+/// # Cancel safety
+///
+/// Dropping the future follows the cancellation contract: not yet written, never
+/// written; written, `CLIENT UNBLOCK` is queued on the shared lane before `drop`
+/// returns, and a background recovery reads the late reply and puts back any data it
+/// carried before the lane returns to the pool.
+pub(crate) async fn run(
+    blocking: &Arc<Blocking>,
+    shared: &Lane,
+    commands: Commands<'_>,
+    block: Block,
+) -> Result<Reply, Error> {
+    if blocking.shutdown.is_cancelled() {
+        return Err(Error::closed().not_sent());
+    }
+    let lease = blocking.pool.acquire().await?;
+    let Some(lane) = lease.lane().cloned() else {
+        return Err(Error::closed().not_sent());
+    };
+    let (bytes, frames, keep_from) = commands.pack();
+    let commit = Arc::new(Commit::default());
+    let late = lane.submit(bytes, frames, keep_from, Some(Arc::clone(&commit)))?;
+    let mut call = InFlight {
+        lease: Some(lease),
+        late: Some(late),
+        commit,
+        commands,
+        shared,
+        blocking,
+    };
+    // The deadline is the command's own timeout plus grace; none for `0` (forever).
+    let deadline = block.timeout.map(|t| t.saturating_add(blocking.grace));
+    let answer = {
+        let Some(late) = call.late.as_mut() else {
+            return Err(Error::closed());
+        };
+        let sleep = sleep_or_forever(deadline);
+        tokio::select! {
+            answer = late => Some(answer),
+            () = blocking.shutdown.cancelled() => None,
+            () = sleep => None,
+        }
+    };
+    match answer {
+        Some(answer) => {
+            call.late = None;
+            let answer = answer.unwrap_or_else(|_| Err(lane.terminal_error()));
+            match call.lease.take() {
+                // The reply was read: the lane is clean and can be reused.
+                Some(lease) if answer.is_ok() => lease.release(),
+                Some(lease) => lease.discard(),
+                None => {}
+            }
+            answer
+        }
+        // Dropping `call` runs the cancellation contract.
+        None if blocking.shutdown.is_cancelled() => Err(Error::closed()),
+        None => Err(Error::new(
+            ErrorKind::Timeout,
+            format!(
+                "no reply within the command's own timeout plus {:?} of grace",
+                blocking.grace
+            ),
+        )),
+    }
+}
+
+async fn sleep_or_forever(deadline: Option<Duration>) {
+    match deadline {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let (Some(lease), Some(late)) = (self.lease.take(), self.late.take()) else {
+            return; // Finished normally.
+        };
+        self.blocking
+            .counters
+            .cancels
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if self.commit.cancel() {
+            // Never written, and now it never will be: the lane is clean.
+            lease.release();
+            return;
+        }
+        // Written: cancel it on the server. Queued on the shared lane synchronously, so
+        // anything this client sends after this drop is executed after the unblock.
+        let unblock = lease.lane().and_then(Lane::client_id).map(|id| {
+            let mut cmd = redis::cmd("CLIENT");
+            cmd.arg("UNBLOCK").arg(id);
+            self.shared.submit(cmd.get_packed_command(), 1, 0, None)
+        });
+        let recovery = recover::recover(
+            lease,
+            late,
+            unblock,
+            self.commands.to_sent(),
+            self.shared.clone(),
+            Arc::clone(self.blocking),
+        );
+        let tracked = self.blocking.recoveries.track_future(recovery);
+        // Spawning on a runtime that is shutting down drops the task, which drops the
+        // lease and closes the lane: the server releases the blocked client.
+        drop(self.blocking.runtime.spawn(tracked));
+    }
+}

@@ -1,0 +1,94 @@
+//! Blocking lanes: dedicated connections for commands that hold their connection until
+//! the server answers (`BLPOP`, `XREAD ... BLOCK`, `WAIT`, ...), cancelled on the server
+//! when their caller gives up, without losing data that raced the cancel.
+//!
+//! - `pool.rs`: the bounded pool of dedicated lanes.
+//! - `call.rs`: one blocking call and its cancel guard (the `Drop` side of the contract).
+//! - `recover.rs`: what happens after a cancel: the late reply, the restore, the report.
+//! - `orphan.rs`: the pure plan for putting raced data back.
+
+mod call;
+mod orphan;
+mod pool;
+mod recover;
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::Value;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub(crate) use call::{run, Commands};
+pub use orphan::OrphanOutcome;
+pub(crate) use pool::{Pool, PoolConfig};
+
+use crate::route::BlockingCommands;
+
+/// A blocking command's reply that raced its cancellation and carried data.
+///
+/// Reported to the hook set with [`Builder::on_orphan`](crate::Builder::on_orphan), and
+/// counted in [`Stats`](crate::Stats).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Orphan {
+    /// The cancelled command, name first, as sent.
+    pub command: Vec<Vec<u8>>,
+    /// The late reply; `None` when it could not be read (the lane had to be closed).
+    pub reply: Option<Value>,
+    /// What redis-lanes did with it.
+    pub outcome: OrphanOutcome,
+}
+
+/// Receives raced replies instead of the default restore. See
+/// [`Builder::on_orphan`](crate::Builder::on_orphan).
+pub(crate) type OrphanHook = Arc<dyn Fn(&Orphan) + Send + Sync>;
+
+/// Counters of the blocking side, published in [`Stats`](crate::Stats).
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) cancels: AtomicU64,
+    pub(crate) restored: AtomicU64,
+    pub(crate) reported: AtomicU64,
+    pub(crate) unrecoverable: AtomicU64,
+    pub(crate) fallbacks: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn count(&self, outcome: OrphanOutcome) {
+        match outcome {
+            OrphanOutcome::Restored => self.restored.fetch_add(1, Relaxed),
+            OrphanOutcome::Reported => self.reported.fetch_add(1, Relaxed),
+            OrphanOutcome::Unrecoverable => self.unrecoverable.fetch_add(1, Relaxed),
+        };
+    }
+}
+
+/// Everything a client's blocking calls share.
+pub(crate) struct Blocking {
+    pub(crate) pool: Arc<Pool>,
+    /// Added to a command's own timeout to make its client-side deadline.
+    pub(crate) grace: Duration,
+    pub(crate) declared: BlockingCommands,
+    pub(crate) hook: Option<OrphanHook>,
+    pub(crate) counters: Counters,
+    /// Cancelled by `close()`: in-flight calls stop waiting and cancel on the server.
+    pub(crate) shutdown: CancellationToken,
+    /// Recoveries in progress; `close()` waits for them.
+    pub(crate) recoveries: TaskTracker,
+    /// Where recoveries run. A `Drop` may happen outside the runtime's context, so the
+    /// handle is kept rather than looked up.
+    pub(crate) runtime: tokio::runtime::Handle,
+}
+
+impl fmt::Debug for Blocking {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Blocking")
+            .field("pool", &self.pool)
+            .field("grace", &self.grace)
+            .field("hook", &self.hook.is_some())
+            .finish()
+    }
+}

@@ -1,0 +1,227 @@
+//! The pool of dedicated connections ("blocking lanes") that blocking commands run on.
+//!
+//! Lanes are opened lazily, at most `max` at a time. A lane goes back to the pool only
+//! after the reply of its last command was read, so it is never handed out still
+//! blocked on the server or with a stale reply in its socket.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::config::LaneConfig;
+use crate::error::{Error, ErrorKind};
+use crate::lane::{self, Lane};
+
+/// Pool settings, from the client's builder.
+#[derive(Debug, Clone)]
+pub(crate) struct PoolConfig {
+    pub(crate) max_lanes: usize,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) acquire_timeout: Duration,
+}
+
+#[derive(Debug)]
+struct Idle {
+    lane: Lane,
+    since: Instant,
+}
+
+#[derive(Debug)]
+pub(crate) struct Pool {
+    /// The lanes' own config: the client's, with the response timeout off (a blocking
+    /// lane's deadline is the command's own timeout plus grace, set per call).
+    lane_config: Arc<LaneConfig>,
+    config: PoolConfig,
+    /// One permit per lane that may exist; FIFO, so waiters are served in order.
+    permits: Arc<Semaphore>,
+    /// Open lanes not in use, most recently used last.
+    idle: Mutex<Vec<Idle>>,
+    waiters: AtomicUsize,
+    closed: AtomicBool,
+}
+
+/// A lane on loan. Give it back with [`Lease::release`] once its reply was read;
+/// dropping it instead closes the lane, because its state is unknown.
+#[derive(Debug)]
+pub(crate) struct Lease {
+    lane: Option<Lane>,
+    pool: Arc<Pool>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Pool {
+    pub(crate) fn new(lane_config: &LaneConfig, config: PoolConfig) -> Arc<Self> {
+        let mut lane_config = lane_config.clone();
+        lane_config.response_timeout = None;
+        // Pushes on a blocking lane would only be client-tracking noise.
+        lane_config.push_sender = None;
+        let pool = Arc::new(Self {
+            lane_config: Arc::new(lane_config),
+            permits: Arc::new(Semaphore::new(config.max_lanes)),
+            config,
+            idle: Mutex::new(Vec::new()),
+            waiters: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+        });
+        spawn_reaper(&pool);
+        pool
+    }
+
+    /// Borrows a lane, opening one if none is idle, waiting (first come, first served)
+    /// when all `max_lanes` are busy.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::PoolTimeout`] when no lane frees up within the acquire timeout;
+    /// [`ErrorKind::Closed`] after `close`; connect errors from opening a lane.
+    pub(crate) async fn acquire(self: &Arc<Self>) -> Result<Lease, Error> {
+        if self.closed.load(Relaxed) {
+            return Err(Error::closed().not_sent());
+        }
+        let permit = match Arc::clone(&self.permits).try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                self.waiters.fetch_add(1, Relaxed);
+                let waited = tokio::time::timeout(
+                    self.config.acquire_timeout,
+                    Arc::clone(&self.permits).acquire_owned(),
+                )
+                .await;
+                self.waiters.fetch_sub(1, Relaxed);
+                match waited {
+                    Ok(Ok(permit)) => permit,
+                    Ok(Err(_)) => return Err(Error::closed().not_sent()),
+                    Err(_) => {
+                        return Err(Error::new(
+                            ErrorKind::PoolTimeout,
+                            format!(
+                                "no blocking lane became free within {:?}: all {} \
+                                 (max_blocking_lanes) are busy",
+                                self.config.acquire_timeout, self.config.max_lanes
+                            ),
+                        )
+                        .not_sent())
+                    }
+                }
+            }
+        };
+        let lane = match self.pop_idle() {
+            Some(lane) => lane,
+            None => {
+                let (lane, driver) = lane::open(Arc::clone(&self.lane_config)).await?;
+                // The task owns only the driver: it ends when the lane's last handle
+                // (held by this pool or a lease) is dropped.
+                tokio::spawn(driver);
+                lane
+            }
+        };
+        Ok(Lease {
+            lane: Some(lane),
+            pool: Arc::clone(self),
+            _permit: permit,
+        })
+    }
+
+    fn pop_idle(&self) -> Option<Lane> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(entry) = idle.pop() {
+            // A lane whose connection died while idle is dropped, not handed out.
+            if !entry.lane.is_closed() {
+                return Some(entry.lane);
+            }
+        }
+        None
+    }
+
+    fn put_back(&self, lane: Lane) {
+        if self.closed.load(Relaxed) || lane.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        idle.push(Idle {
+            lane,
+            since: Instant::now(),
+        });
+    }
+
+    /// Closes idle lanes unused for longer than the idle timeout.
+    fn reap(&self) {
+        let cutoff = self.config.idle_timeout;
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        // Dropping the `Lane` ends its driver, which closes the socket.
+        idle.retain(|entry| entry.since.elapsed() < cutoff);
+    }
+
+    /// Refuses new leases and closes every idle lane. Lanes on loan close when their
+    /// lease ends.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Relaxed);
+        self.permits.close();
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    pub(crate) fn busy(&self) -> usize {
+        self.config
+            .max_lanes
+            .saturating_sub(self.permits.available_permits())
+    }
+
+    pub(crate) fn idle_count(&self) -> usize {
+        self.idle.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub(crate) fn waiters(&self) -> usize {
+        self.waiters.load(Relaxed)
+    }
+}
+
+impl Lease {
+    pub(crate) fn lane(&self) -> Option<&Lane> {
+        self.lane.as_ref()
+    }
+
+    /// Returns the lane to the pool. Only call this once the reply of everything sent
+    /// on it was read.
+    pub(crate) fn release(mut self) {
+        if let Some(lane) = self.lane.take() {
+            self.pool.put_back(lane);
+        }
+    }
+
+    /// Closes the lane's socket now instead of returning it.
+    pub(crate) fn discard(mut self) {
+        if let Some(lane) = self.lane.take() {
+            lane.abort();
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        // Not released: whatever the lane was doing, it cannot be trusted for reuse.
+        if let Some(lane) = self.lane.take() {
+            lane.abort();
+        }
+    }
+}
+
+/// Closes idle lanes in the background. Holds only a `Weak`, so it stops as soon as the
+/// pool is gone and never keeps it alive.
+fn spawn_reaper(pool: &Arc<Pool>) {
+    let weak: Weak<Pool> = Arc::downgrade(pool);
+    let period = (pool.config.idle_timeout / 2).max(Duration::from_millis(50));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(pool) = weak.upgrade() else { return };
+            if pool.closed.load(Relaxed) {
+                return;
+            }
+            pool.reap();
+        }
+    });
+}
