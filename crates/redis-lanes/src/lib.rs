@@ -1,9 +1,11 @@
 //! Async Redis connections managed the way they should be.
 //!
-//! A [`Client`] is a cheap, cloneable handle. Every clone's commands are
+//! A [`Client`] is a cheap, cloneable handle. Every clone's ordinary commands are
 //! auto-pipelined on one shared connection (a *lane*): the lane's driver drains
 //! everything queued into one write, reads in large chunks and decodes every complete
-//! reply before it yields. `Client` implements [`redis::aio::ConnectionLike`], so the
+//! reply before it yields. Blocking commands (`BLPOP`, `BLMOVE`, `BZPOPMIN`,
+//! `XREAD`/`XREADGROUP` with `BLOCK`, `WAIT`, ...), recognised by their arguments, run on
+//! dedicated *blocking lanes* from a bounded pool, so the shared lane never waits. `Client` implements [`redis::aio::ConnectionLike`], so the
 //! `redis` crate's command API works on it unchanged.
 //!
 //! ```no_run
@@ -39,14 +41,27 @@
 //! tasks):
 //!
 //! - a request dropped **before it is written** is never written;
-//! - a request dropped **after it is written** runs on the server; its late reply is
-//!   read and discarded, so replies never shift onto the wrong caller.
+//! - an ordinary request dropped **after it is written** runs on the server; its late
+//!   reply is read and discarded, so replies never shift onto the wrong caller;
+//! - a **blocking** command dropped after it is written is cancelled on the server: the
+//!   drop itself queues `CLIENT UNBLOCK <id>` on the shared lane, so anything the client
+//!   (or a clone) sends afterwards runs after the unblock. The late reply is read before
+//!   the blocking lane is reused, and data it carries is put back where it came from
+//!   (list pops to the same end, sorted-set pops with their scores, `BLMOVE` moved back if
+//!   the element is still there), left pending (`XREADGROUP`) or handed to the
+//!   [`Builder::on_orphan`] hook. See [`Orphan`] and the counters in [`Stats`].
+//!
+//! A blocking command's client-side deadline is its own timeout plus
+//! [`Builder::blocking_grace`]; `0` waits forever. The response timeout of
+//! [`Builder::response_timeout`] never applies to blocking commands.
 //!
 //! # Drop behavior
 //!
-//! Dropping the last [`Client`] clone closes its socket and ends its driver task at
-//! once; no task outlives the handles. [`Client::close`] closes gracefully instead:
-//! new commands are refused, commands already sent are answered, then the socket closes.
+//! Dropping the last [`Client`] clone closes its sockets and ends its driver tasks at
+//! once, blocking lanes included; no task outlives the handles. [`Client::close`] closes
+//! gracefully instead: new commands are refused, blocking calls in flight are cancelled
+//! on the server (their callers get [`ErrorKind::Closed`], raced data is recovered),
+//! ordinary commands already sent are answered, then the sockets close.
 //!
 //! # Refused commands
 //!
