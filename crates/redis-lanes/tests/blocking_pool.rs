@@ -189,7 +189,11 @@ async fn close_cancels_blocking_calls_with_closed() {
     })
     .await;
     assert!(gone);
-    assert_eq!(client.stats().blocking_cancels, 1);
+    let stats = client.stats();
+    assert_eq!(stats.blocking_cancels, 1);
+    // Cancelled through the contract (CLIENT UNBLOCK), not by closing the socket.
+    assert_eq!(stats.unblock_fallbacks, 0, "{stats:?}");
+    assert_eq!(stats.orphans_unrecoverable, 0, "{stats:?}");
 }
 
 #[tokio::test]

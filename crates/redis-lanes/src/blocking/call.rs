@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use redis::{Arg, Cmd, Pipeline};
 use tokio::sync::oneshot;
+use tokio_util::task::task_tracker::TaskTrackerToken;
 
 use super::pool::Lease;
 use super::recover::{self, Sent};
@@ -71,6 +72,10 @@ type Answer = Result<Reply, Error>;
 /// A blocking call that was queued on its lane. Dropped without `finish`, it runs the
 /// cancellation contract.
 struct InFlight<'a> {
+    /// Counts this call among the work `close()` waits for. Fields drop after
+    /// `Drop::drop` has handed a cancel over to a tracked recovery, so `close()` never
+    /// sees a gap between the call and its recovery.
+    _tracked: TaskTrackerToken,
     lease: Option<Lease>,
     late: Option<oneshot::Receiver<Answer>>,
     commit: Arc<Commit>,
@@ -97,6 +102,12 @@ pub(crate) async fn run(
         return Err(Error::closed().not_sent());
     }
     let lease = blocking.pool.acquire().await?;
+    if blocking.shutdown.is_cancelled() {
+        // `close()` began while this call waited for a lane; nothing was sent.
+        lease.release();
+        return Err(Error::closed().not_sent());
+    }
+    let tracked = blocking.recoveries.token();
     let Some(lane) = lease.lane().cloned() else {
         return Err(Error::closed().not_sent());
     };
@@ -104,6 +115,7 @@ pub(crate) async fn run(
     let commit = Arc::new(Commit::default());
     let late = lane.submit(bytes, frames, keep_from, Some(Arc::clone(&commit)))?;
     let mut call = InFlight {
+        _tracked: tracked,
         lease: Some(lease),
         late: Some(late),
         commit,
