@@ -10,10 +10,11 @@ use redis::{Cmd, Pipeline, RedisFuture, Value};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::blocking::{self, Blocking, Commands, Pool, PoolConfig};
+use crate::blocking::{self, Blocking, Commands};
 use crate::config::{Builder, LaneConfig};
 use crate::error::{Error, ErrorKind};
 use crate::lane::{self, Lane, Reply};
+use crate::pool::{Pool, PoolConfig};
 use crate::route::{self, Block, BlockKind, Route};
 use crate::stats::Stats;
 
@@ -94,6 +95,8 @@ impl Client {
         let pool = Pool::new(
             &config,
             PoolConfig {
+                what: "blocking lane",
+                limit_name: "max_blocking_lanes",
                 max_lanes: options.max_lanes,
                 idle_timeout: options.idle_timeout,
                 acquire_timeout: options.acquire_timeout,

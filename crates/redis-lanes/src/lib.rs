@@ -93,6 +93,7 @@ mod config;
 mod error;
 mod handshake;
 mod lane;
+mod pool;
 mod resp;
 mod route;
 mod stats;

@@ -8,11 +8,11 @@ use redis::{Arg, Cmd, Pipeline};
 use tokio::sync::oneshot;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
-use super::pool::Lease;
 use super::recover::{self, Sent};
 use super::Blocking;
 use crate::error::{Error, ErrorKind};
 use crate::lane::{Commit, Lane, Reply};
+use crate::pool::Lease;
 use crate::route::Block;
 
 /// What the caller sent: one command, or a pipeline with the replies it keeps.

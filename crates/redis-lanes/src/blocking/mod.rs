@@ -2,14 +2,12 @@
 //! the server answers (`BLPOP`, `XREAD ... BLOCK`, `WAIT`, ...), cancelled on the server
 //! when their caller gives up, without losing data that raced the cancel.
 //!
-//! - `pool.rs`: the bounded pool of dedicated lanes.
 //! - `call.rs`: one blocking call and its cancel guard (the `Drop` side of the contract).
 //! - `recover.rs`: what happens after a cancel: the late reply, the restore, the report.
 //! - `orphan.rs`: the pure plan for putting raced data back.
 
 mod call;
 mod orphan;
-mod pool;
 mod recover;
 
 use std::fmt;
@@ -23,8 +21,8 @@ use tokio_util::task::TaskTracker;
 
 pub(crate) use call::{run, Commands};
 pub use orphan::OrphanOutcome;
-pub(crate) use pool::{Pool, PoolConfig};
 
+use crate::pool::Pool;
 use crate::route::BlockingCommands;
 
 /// A blocking command's reply that raced its cancellation and carried data.

@@ -8,10 +8,10 @@ use redis::Value;
 use tokio::sync::oneshot;
 
 use super::orphan::{self, OrphanOutcome, Plan};
-use super::pool::Lease;
 use super::{Blocking, Orphan};
 use crate::error::Error;
 use crate::lane::{Lane, Reply};
+use crate::pool::Lease;
 use crate::route::{self, Route};
 
 /// The cancelled commands, owned, for planning the restore.

@@ -1,8 +1,10 @@
-//! The pool of dedicated connections ("blocking lanes") that blocking commands run on.
+//! A bounded pool of dedicated lanes: the blocking lanes, and any other kind of lane a
+//! caller must have to itself.
 //!
 //! Lanes are opened lazily, at most `max` at a time. A lane goes back to the pool only
-//! after the reply of its last command was read, so it is never handed out still
-//! blocked on the server or with a stale reply in its socket.
+//! through [`Lease::release`], which callers use once the reply of everything they sent
+//! was read, so a lane is never handed out still blocked on the server or with a stale
+//! reply in its socket.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, Weak};
@@ -17,6 +19,10 @@ use crate::lane::{self, Lane};
 /// Pool settings, from the client's builder.
 #[derive(Debug, Clone)]
 pub(crate) struct PoolConfig {
+    /// What a lane of this pool is, for error messages ("blocking lane").
+    pub(crate) what: &'static str,
+    /// The builder option that sets `max_lanes`, for error messages.
+    pub(crate) limit_name: &'static str,
     pub(crate) max_lanes: usize,
     pub(crate) idle_timeout: Duration,
     pub(crate) acquire_timeout: Duration,
@@ -30,8 +36,8 @@ struct Idle {
 
 #[derive(Debug)]
 pub(crate) struct Pool {
-    /// The lanes' own config: the client's, with the response timeout off (a blocking
-    /// lane's deadline is the command's own timeout plus grace, set per call).
+    /// The lanes' own config: the client's, with the response timeout off (a dedicated
+    /// lane's user decides how long to wait) and no push sender.
     lane_config: Arc<LaneConfig>,
     config: PoolConfig,
     /// One permit per lane that may exist; FIFO, so waiters are served in order.
@@ -55,7 +61,7 @@ impl Pool {
     pub(crate) fn new(lane_config: &LaneConfig, config: PoolConfig) -> Arc<Self> {
         let mut lane_config = lane_config.clone();
         lane_config.response_timeout = None;
-        // Pushes on a blocking lane would only be client-tracking noise.
+        // Pushes on a dedicated lane would only be client-tracking noise.
         lane_config.push_sender = None;
         let pool = Arc::new(Self {
             lane_config: Arc::new(lane_config),
@@ -97,9 +103,11 @@ impl Pool {
                         return Err(Error::new(
                             ErrorKind::PoolTimeout,
                             format!(
-                                "no blocking lane became free within {:?}: all {} \
-                                 (max_blocking_lanes) are busy",
-                                self.config.acquire_timeout, self.config.max_lanes
+                                "no {} became free within {:?}: all {} ({}) are busy",
+                                self.config.what,
+                                self.config.acquire_timeout,
+                                self.config.max_lanes,
+                                self.config.limit_name
                             ),
                         )
                         .not_sent())
