@@ -1,9 +1,10 @@
-//! The markdown the bench prints, and the header of the file `--out` writes.
+//! The throughput table, and the file `--out` writes: a header, then one section per
+//! scenario run.
 
 use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::Row;
+use super::throughput::Row;
 
 /// The results table, one line per (op, tasks), medians over the rounds.
 pub(crate) fn table(rows: &[Row]) -> String {
@@ -39,40 +40,45 @@ pub(crate) struct Context {
     pub(crate) server_version: String,
     pub(crate) server_origin: &'static str,
     pub(crate) workers: usize,
-    pub(crate) window_secs: f64,
-    pub(crate) warmup_secs: f64,
-    pub(crate) rounds: usize,
 }
 
-/// The file `--out` writes: a header saying how the numbers were made, then the table.
-pub(crate) fn document(context: &Context, table: &str) -> String {
+/// One scenario's part of the file: a heading, a paragraph on what the table shows and
+/// how it was measured, and the table itself (also what the bench prints).
+pub(crate) struct Section {
+    pub(crate) heading: &'static str,
+    pub(crate) about: String,
+    pub(crate) table: String,
+}
+
+/// The file `--out` writes: a header saying how the numbers were made, then each
+/// section.
+pub(crate) fn document(context: &Context, sections: &[Section]) -> String {
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!(
+    let mut out = format!(
         "# redis-lanes benchmarks\n\
          \n\
-         Throughput of SET and GET of 16-byte values, from N concurrent tasks sharing one \
-         client object, for redis-lanes, redis-rs (`MultiplexedConnection`, response \
-         timeout off) and fred (one `Client`), measured in the same process and runtime \
-         against the same server. Clients run back to back within each cell so drift on \
-         the machine hits them alike.\n\
+         redis-lanes, redis-rs and fred measured in the same process and Tokio runtime \
+         against the same server.\n\
          \n\
          - Date: {date} (UTC)\n\
          - Command: `{command}`\n\
          - redis-server: {version} ({origin})\n\
-         - CPUs: {cpus}; Tokio worker threads: {workers}\n\
-         - Each cell: {warmup:.2} s warm-up, then {window:.2} s counted; median of {rounds} \
-         round(s)\n\
-         \n\
-         {table}",
+         - CPUs: {cpus}; Tokio worker threads: {workers}\n",
         date = utc_date(),
         command = command_line(),
         version = context.server_version,
         origin = context.server_origin,
         workers = context.workers,
-        warmup = context.warmup_secs,
-        window = context.window_secs,
-        rounds = context.rounds,
-    )
+    );
+    for section in sections {
+        // Writing to a String cannot fail.
+        let _ = write!(
+            out,
+            "\n## {}\n\n{}\n\n{}",
+            section.heading, section.about, section.table
+        );
+    }
+    out
 }
 
 /// The command line, with the value of `--url` hidden: it may hold a password.
