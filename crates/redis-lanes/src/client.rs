@@ -51,6 +51,7 @@ pub struct Client {
 struct Inner {
     shared: Lane,
     blocking: Arc<Blocking>,
+    exclusive: Arc<crate::exclusive::Exclusives>,
     config: Arc<LaneConfig>,
     closing: AtomicBool,
 }
@@ -88,6 +89,7 @@ impl Client {
                 "redis-lanes needs a Tokio runtime; call connect() from within one",
             )
         })?;
+        let exclusive = crate::exclusive::Exclusives::new(&config)?;
         let (shared, driver) = lane::open(Arc::clone(&config)).await?;
         // The task holds only the driver: it ends when every handle is dropped.
         runtime.spawn(driver);
@@ -116,13 +118,34 @@ impl Client {
             inner: Arc::new(Inner {
                 shared,
                 blocking,
+                exclusive,
                 config,
                 closing: AtomicBool::new(false),
             }),
         })
     }
 
-    fn check_open(&self) -> Result<(), Error> {
+    /// The shared lane, for features built on the client (exclusive lanes, pub/sub).
+    pub(crate) fn shared_lane(&self) -> &Lane {
+        &self.inner.shared
+    }
+
+    /// The validated options the client was built with.
+    pub(crate) fn lane_config(&self) -> &Arc<LaneConfig> {
+        &self.inner.config
+    }
+
+    /// The blocking side: its pool, counters, shutdown token and recovery tracker.
+    pub(crate) fn blocking_state(&self) -> &Arc<Blocking> {
+        &self.inner.blocking
+    }
+
+    /// The exclusive side: its pool and counters.
+    pub(crate) fn exclusive_state(&self) -> &Arc<crate::exclusive::Exclusives> {
+        &self.inner.exclusive
+    }
+
+    pub(crate) fn check_open(&self) -> Result<(), Error> {
         if self.inner.closing.load(Relaxed) {
             return Err(Error::closed().not_sent());
         }
@@ -249,6 +272,7 @@ impl Client {
             tracing::warn!("close timed out waiting for cancelled blocking commands to recover");
         }
         blocking.pool.close();
+        self.inner.exclusive.close();
         self.inner.shared.close().await;
     }
 
@@ -270,6 +294,7 @@ impl Client {
         stats.orphans_reported = c.reported.load(Relaxed);
         stats.orphans_unrecoverable = c.unrecoverable.load(Relaxed);
         stats.unblock_fallbacks = c.fallbacks.load(Relaxed);
+        self.inner.exclusive.fill_stats(&mut stats);
         stats
     }
 

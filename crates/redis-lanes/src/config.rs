@@ -36,6 +36,8 @@ pub(crate) struct LaneConfig {
     pub(crate) limits: Limits,
     pub(crate) push_sender: Option<mpsc::Sender<redis::PushInfo>>,
     pub(crate) blocking: BlockingOptions,
+    pub(crate) exclusive: crate::exclusive::Options,
+    pub(crate) pubsub: crate::pubsub::Options,
 }
 
 /// Options of the blocking-lane pool.
@@ -105,6 +107,10 @@ pub struct Builder {
     limits: Limits,
     push_sender: Option<mpsc::Sender<redis::PushInfo>>,
     blocking: BlockingOptions,
+    /// Set by `impl Builder` blocks in `exclusive/`.
+    pub(crate) exclusive: crate::exclusive::Options,
+    /// Set by `impl Builder` blocks in `pubsub/`.
+    pub(crate) pubsub: crate::pubsub::Options,
 }
 
 impl Builder {
@@ -118,6 +124,8 @@ impl Builder {
             limits: Limits::default(),
             push_sender: None,
             blocking: BlockingOptions::default(),
+            exclusive: Default::default(),
+            pubsub: Default::default(),
         }
     }
 
@@ -309,6 +317,8 @@ impl Builder {
             limits: self.limits,
             push_sender: self.push_sender,
             blocking: self.blocking,
+            exclusive: self.exclusive,
+            pubsub: self.pubsub,
         })
     }
 

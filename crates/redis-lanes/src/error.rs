@@ -36,6 +36,18 @@ pub enum ErrorKind {
     /// Every dedicated connection of a pool (e.g. `max_blocking_lanes`) stayed busy for
     /// the pool's acquire timeout. The message names the limit. Nothing was sent.
     PoolTimeout,
+    /// An optimistic transaction ([`Client::transaction`](crate::Client::transaction))
+    /// was retried `transaction_max_retries` times and a watched key changed every
+    /// time. No attempt's `EXEC` took effect.
+    TransactionConflict,
+    /// A [`Subscriber`](crate::Subscriber)'s message buffer was full under
+    /// [`OverflowPolicy::Disconnect`](crate::OverflowPolicy::Disconnect), so its
+    /// connection was closed: the consumer fell behind.
+    Overflow,
+    /// The server answered with an error reply where the API has no reply to return it
+    /// in, e.g. a [`Subscriber::subscribe`](crate::Subscriber::subscribe) refused with
+    /// `NOPERM`. The server's error is the [`source`](std::error::Error::source).
+    Server,
 }
 
 impl ErrorKind {
@@ -51,6 +63,9 @@ impl ErrorKind {
             Self::Protocol => "protocol error",
             Self::Refused => "command refused",
             Self::PoolTimeout => "pool exhausted",
+            Self::TransactionConflict => "transaction conflict",
+            Self::Overflow => "subscriber overflow",
+            Self::Server => "server error",
         }
     }
 }
@@ -174,6 +189,11 @@ impl Error {
         self.inner.kind == ErrorKind::PoolTimeout
     }
 
+    /// An optimistic transaction ran out of retries because watched keys kept changing.
+    pub fn is_transaction_conflict(&self) -> bool {
+        self.inner.kind == ErrorKind::TransactionConflict
+    }
+
     /// The URL or an option was invalid.
     pub fn is_config(&self) -> bool {
         self.inner.kind == ErrorKind::InvalidConfig
@@ -204,7 +224,10 @@ impl Error {
             ErrorKind::InvalidConfig | ErrorKind::Refused => io::ErrorKind::InvalidInput,
             ErrorKind::Connect => io::ErrorKind::ConnectionRefused,
             ErrorKind::Auth => io::ErrorKind::PermissionDenied,
-            ErrorKind::Handshake => io::ErrorKind::Other,
+            ErrorKind::Handshake
+            | ErrorKind::TransactionConflict
+            | ErrorKind::Overflow
+            | ErrorKind::Server => io::ErrorKind::Other,
             ErrorKind::ConnectionLost => io::ErrorKind::ConnectionReset,
             ErrorKind::Closed => io::ErrorKind::NotConnected,
             ErrorKind::Timeout | ErrorKind::PoolTimeout => io::ErrorKind::TimedOut,

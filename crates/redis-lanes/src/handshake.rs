@@ -17,8 +17,10 @@ pub(crate) struct Handshake {
     pub(crate) client_id: Option<i64>,
 }
 
+/// One handshake command's job. Exclusive lanes re-run the steps after `RESET` and
+/// check each reply by its step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Step {
+pub(crate) enum Step {
     Hello,
     Auth,
     SetName,
@@ -26,7 +28,8 @@ enum Step {
     ClientId,
 }
 
-fn steps(config: &LaneConfig) -> Vec<(Step, redis::Cmd)> {
+/// The handshake's commands for `config`, in the order they are sent.
+pub(crate) fn steps(config: &LaneConfig) -> Vec<(Step, redis::Cmd)> {
     let info = &config.info;
     let mut steps = Vec::with_capacity(4);
     match info.protocol {

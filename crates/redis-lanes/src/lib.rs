@@ -91,9 +91,11 @@ mod blocking;
 mod client;
 mod config;
 mod error;
+mod exclusive;
 mod handshake;
 mod lane;
 mod pool;
+mod pubsub;
 mod resp;
 mod route;
 mod stats;
@@ -104,7 +106,9 @@ pub use blocking::{Orphan, OrphanOutcome};
 pub use client::Client;
 pub use config::{Builder, Protocol};
 pub use error::{Error, ErrorKind};
+pub use exclusive::Exclusive;
 pub use lane::{Lane, LaneDriver};
+pub use pubsub::{Message, MessageKind, OverflowPolicy, Subscriber};
 pub use stats::Stats;
 
 /// The README's examples, compiled and run as doctests so they stay true.

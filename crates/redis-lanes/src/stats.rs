@@ -47,4 +47,20 @@ pub struct Stats {
     pub orphans_unrecoverable: u64,
     /// Cancels where `CLIENT UNBLOCK` was refused or impossible, so the lane was closed.
     pub unblock_fallbacks: u64,
+    /// Exclusive lanes on loan now (see [`Client::exclusive`](crate::Client::exclusive)),
+    /// including ones whose reset after the lease is still running.
+    pub exclusive_busy: u64,
+    /// Exclusive lanes open and idle.
+    pub exclusive_idle: u64,
+    /// Callers waiting for an exclusive lane because all `max_exclusive_lanes` are busy.
+    pub exclusive_waiters: u64,
+    /// Exclusive lanes closed instead of reused when their lease ended, because the
+    /// connection broke or its state could not be reset in time.
+    pub exclusive_discards: u64,
+    /// Optimistic transactions run again because a watched key changed (or the body
+    /// asked for another attempt).
+    pub transaction_retries: u64,
+    /// Optimistic transactions that ran out of retries
+    /// ([`ErrorKind::TransactionConflict`](crate::ErrorKind::TransactionConflict)).
+    pub transaction_conflicts: u64,
 }

@@ -11,13 +11,15 @@ async fn state_changing_commands_are_refused_with_a_hint() {
     let server = common::server();
     let mut conn = common::client(&server).await;
     let cases: &[(&[&str], &str)] = &[
-        (&["WATCH", "k"], "dedicated connection"),
-        (&["UNWATCH"], "dedicated connection"),
+        (&["WATCH", "k"], "Client::transaction()"),
+        (&["UNWATCH"], "Client::exclusive()"),
         (&["MULTI"], "pipe().atomic()"),
+        (&["MULTI"], "Client::exclusive()"),
         (&["EXEC"], "pipe().atomic()"),
         (&["DISCARD"], "pipe().atomic()"),
         (&["SELECT", "2"], "Builder::db"),
-        (&["SUBSCRIBE", "c"], "subscriber"),
+        (&["SELECT", "2"], "Client::exclusive()"),
+        (&["SUBSCRIBE", "c"], "Client::subscriber()"),
         (&["PSUBSCRIBE", "c*"], "subscriber"),
         (&["SSUBSCRIBE", "c"], "subscriber"),
         (&["UNSUBSCRIBE", "c"], "subscriber"),

@@ -28,7 +28,7 @@ pub(crate) enum Commands<'a> {
 
 impl Commands<'_> {
     /// Packed bytes, replies to expect, first reply to keep.
-    fn pack(&self) -> (Vec<u8>, usize, usize) {
+    pub(crate) fn pack(&self) -> (Vec<u8>, usize, usize) {
         match *self {
             Commands::One(cmd) => (cmd.get_packed_command(), 1, 0),
             Commands::Pipe {
@@ -45,7 +45,7 @@ impl Commands<'_> {
 
     /// An owned copy of the commands' arguments, for the recovery that outlives the
     /// caller. Only made on the cancel path.
-    fn to_sent(self) -> Sent {
+    pub(crate) fn to_sent(self) -> Sent {
         fn args(cmd: &Cmd) -> Vec<Vec<u8>> {
             cmd.args_iter()
                 .filter_map(|arg| match arg {

@@ -21,6 +21,7 @@ use tokio_util::task::TaskTracker;
 
 pub(crate) use call::{run, Commands};
 pub use orphan::OrphanOutcome;
+pub(crate) use recover::{handle_replies, read_late, report_unrecoverable, Sent};
 
 use crate::pool::Pool;
 use crate::route::BlockingCommands;

@@ -30,7 +30,7 @@ const UNBLOCK_ATTEMPTS: u32 = 20;
 
 pub(crate) async fn recover(
     lease: Lease,
-    mut late: oneshot::Receiver<Answer>,
+    late: oneshot::Receiver<Answer>,
     unblock: Option<Result<oneshot::Receiver<Answer>, Error>>,
     sent: Sent,
     shared: Lane,
@@ -39,30 +39,41 @@ pub(crate) async fn recover(
     let Some(lane) = lease.lane().cloned() else {
         return;
     };
-    let mut unblock = unblock;
-    let mut attempts = 0;
-    let reply = loop {
-        if let Err(why) = confirm_unblock(&shared, unblock.take()).await {
+    match read_late(&lane, &shared, late, unblock).await {
+        Ok(reply) => {
+            // Contract, rule 3: the late reply is read; the lane is clean again.
+            lease.release();
+            handle_replies(&blocking, &shared, &sent, reply).await;
+        }
+        Err(why) => {
             // Contract, rule 5: without CLIENT UNBLOCK, closing the socket is what
             // releases the blocked client; a raced reply is lost with it.
-            fallback(&blocking, lease, &sent, &why);
-            return;
+            lease.discard();
+            report_unrecoverable(&blocking, &sent, &why);
         }
+    }
+}
+
+/// Confirms the server-side unblock of a cancelled command written on `lane` and reads
+/// its late reply, unblocking again while the command may still have been on its way.
+/// When this returns, every `CLIENT UNBLOCK` it sent has been answered, so none can hit
+/// a later command of the lane.
+///
+/// `Err` carries the reason the contract's fallback applies: the caller must close the
+/// lane and report the command with [`report_unrecoverable`].
+pub(crate) async fn read_late(
+    lane: &Lane,
+    shared: &Lane,
+    mut late: oneshot::Receiver<Answer>,
+    mut unblock: Option<Result<oneshot::Receiver<Answer>, Error>>,
+) -> Result<Reply, String> {
+    let mut attempts = 0;
+    loop {
+        confirm_unblock(shared, unblock.take()).await?;
         match tokio::time::timeout(UNBLOCK_RETRY, &mut late).await {
-            Ok(Ok(Ok(reply))) => break reply,
-            Ok(Ok(Err(e))) => {
-                fallback(
-                    &blocking,
-                    lease,
-                    &sent,
-                    &format!("the blocking lane failed: {e}"),
-                );
-                return;
-            }
-            Ok(Err(_)) => {
-                fallback(&blocking, lease, &sent, "the blocking lane closed");
-                return;
-            }
+            Ok(Ok(Ok(reply))) => return Ok(reply),
+            Ok(Ok(Err(e))) => return Err(format!("the blocking lane failed: {e}")),
+            Ok(Err(_)) => return Err("the blocking lane closed".to_owned()),
             Err(_) if attempts < UNBLOCK_ATTEMPTS => {
                 // The unblock found nothing blocked and no reply came: the command had
                 // not reached the server yet. Unblock again.
@@ -73,16 +84,8 @@ pub(crate) async fn recover(
                     shared.submit(cmd.get_packed_command(), 1, 0, None)
                 });
             }
-            Err(_) => {
-                fallback(&blocking, lease, &sent, "the command never unblocked");
-                return;
-            }
+            Err(_) => return Err("the command never unblocked".to_owned()),
         }
-    };
-    // Contract, rule 3: the late reply is read; the lane is clean again.
-    lease.release();
-    for (args, value) in pair_replies(&sent, reply) {
-        handle_orphan(&blocking, &shared, args, value).await;
     }
 }
 
@@ -104,7 +107,9 @@ async fn confirm_unblock(
     }
 }
 
-fn fallback(blocking: &Blocking, lease: Lease, sent: &Sent, why: &str) {
+/// Counts, traces and hands to the hook a cancelled command whose reply could not be
+/// inspected because its lane had to be closed.
+pub(crate) fn report_unrecoverable(blocking: &Blocking, sent: &Sent, why: &str) {
     use std::sync::atomic::Ordering::Relaxed;
     blocking.counters.fallbacks.fetch_add(1, Relaxed);
     blocking.counters.count(OrphanOutcome::Unrecoverable);
@@ -113,7 +118,6 @@ fn fallback(blocking: &Blocking, lease: Lease, sent: &Sent, why: &str) {
         "cancelled blocking command: closing its lane; a reply that raced the cancel \
          cannot be inspected"
     );
-    lease.discard();
     if let Some(hook) = &blocking.hook {
         for args in &sent.commands {
             hook(&Orphan {
@@ -122,6 +126,13 @@ fn fallback(blocking: &Blocking, lease: Lease, sent: &Sent, why: &str) {
                 outcome: OrphanOutcome::Unrecoverable,
             });
         }
+    }
+}
+
+/// Puts back (or reports) the data a cancelled command's late reply carried.
+pub(crate) async fn handle_replies(blocking: &Blocking, shared: &Lane, sent: &Sent, reply: Reply) {
+    for (args, value) in pair_replies(sent, reply) {
+        handle_orphan(blocking, shared, args, value).await;
     }
 }
 

@@ -109,15 +109,15 @@ impl BlockingCommands {
 
 const TRANSACTION: &str = "a bare MULTI/EXEC/DISCARD would interleave with other callers' \
      commands on the shared connection; use `redis::pipe().atomic()`, which writes \
-     MULTI ... EXEC contiguously";
+     MULTI ... EXEC contiguously, or `Client::exclusive()` for a connection of your own";
 const WATCH: &str = "WATCH/UNWATCH keep per-connection state that other callers' commands \
-     on the shared connection would see and change; optimistic transactions need a \
-     dedicated connection";
+     on the shared connection would see and change; use `Client::transaction()` for \
+     optimistic transactions, or `Client::exclusive()` for a dedicated connection";
 const SELECT: &str = "SELECT would switch the database under every other caller of the \
      shared connection; choose the database in the URL (`redis://host/5`) or with \
-     `Builder::db`";
-const SUBSCRIBE: &str = "subscribing turns a connection into a push-only one; pub/sub needs \
-     a dedicated subscriber connection, never the shared one";
+     `Builder::db`, or use `Client::exclusive()` for a connection of your own";
+const SUBSCRIBE: &str = "subscribing turns a connection into a push-only one; use \
+     `Client::subscriber()`, a dedicated subscriber connection";
 const MONITOR: &str = "MONITOR turns the connection into an endless stream of events; run \
      it on a connection of its own";
 const CLIENT_REPLY: &str = "CLIENT REPLY OFF/SKIP would break the reply order every caller \

@@ -1,0 +1,233 @@
+//! The subscriber's driver: the future that owns its connection, across reconnections.
+//!
+//! It is a small state machine, polled by one spawned task:
+//!
+//! ```text
+//!   Connected ──(lost, overflow, refused restore)──▶ Disconnected
+//!       ▲  │                                              │
+//!       │  └──────────(reconnect())──────┐                │ reconnect()
+//!       │                                ▼                ▼
+//!       └──────(socket open, restore)── Connecting ◀──────┘
+//! ```
+//!
+//! The subscriptions live here, not in the connection, so they survive it: they are
+//! updated from the server's confirmations and restored on each new connection. Automatic
+//! reconnection would hook in at the `Down` transition, turning it into `Connect` after
+//! a backoff; the states and the restore already exist for it.
+//!
+//! The task ends when the handle is gone (its queue closes), and the handle also aborts
+//! it on drop, so no task outlives its [`Subscriber`](crate::Subscriber).
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::sync::mpsc;
+
+use super::conn::Conn;
+use super::connect::{self, Opened};
+use super::shared::{Command, ReplyTx, Shared};
+use super::subs::Subscriptions;
+use crate::config::LaneConfig;
+use crate::error::{Error, ErrorKind};
+
+type Connecting = Pin<Box<dyn Future<Output = Result<Opened, Error>> + Send>>;
+
+/// Everything the driver keeps across connections.
+pub(super) struct Core {
+    pub(super) rx: mpsc::UnboundedReceiver<Command>,
+    pub(super) shared: Arc<Shared>,
+    config: Arc<LaneConfig>,
+    /// What the server confirmed; restored on every new connection.
+    pub(super) subs: Subscriptions,
+    /// Callers of `reconnect()` waiting for the connection being opened and restored.
+    pub(super) reconnecting: Vec<ReplyTx>,
+    /// Commands that arrived while connecting, run once connected (in order).
+    pub(super) deferred: VecDeque<Command>,
+}
+
+impl Core {
+    /// The connection is up and every subscription restored.
+    pub(super) fn up(&mut self) {
+        self.shared.set_connected(true);
+        for reply in self.reconnecting.drain(..) {
+            let _ = reply.send(Ok(()));
+        }
+    }
+}
+
+enum State {
+    // Boxed: a connection is large, and the other states are small.
+    Connected(Box<Conn>),
+    Connecting(Connecting),
+    Disconnected(Error),
+}
+
+/// Why the current state ends.
+pub(super) enum Next {
+    /// Every handle is gone.
+    Exit,
+    /// Open a new connection (asked for by `reconnect()`).
+    Connect,
+    /// The connection attempt succeeded.
+    Opened(Box<Opened>),
+    /// The connection, or the attempt, ended with this error.
+    Down(Error),
+}
+
+/// Drives one subscriber. Spawned by [`Subscriber`](crate::Subscriber); never seen by users.
+pub(super) struct Driver {
+    core: Core,
+    state: State,
+}
+
+impl Driver {
+    pub(super) fn new(
+        opened: Opened,
+        rx: mpsc::UnboundedReceiver<Command>,
+        shared: Arc<Shared>,
+        config: Arc<LaneConfig>,
+    ) -> Self {
+        let mut core = Core {
+            rx,
+            shared,
+            config,
+            subs: Subscriptions::default(),
+            reconnecting: Vec::new(),
+            deferred: VecDeque::new(),
+        };
+        let conn = Conn::new(opened, &mut core);
+        Self {
+            core,
+            state: State::Connected(Box::new(conn)),
+        }
+    }
+
+    /// Leaves the current state for the one `next` leads to.
+    fn enter(&mut self, next: Next) {
+        let core = &mut self.core;
+        // Stands in only while the old state is taken apart below (transitions are rare,
+        // so its allocation does not matter).
+        let old = std::mem::replace(
+            &mut self.state,
+            State::Disconnected(Error::new(ErrorKind::Closed, "in transition")),
+        );
+        self.state = match next {
+            // `poll` returns on `Exit` before calling this; keep the state as it is.
+            Next::Exit => old,
+            Next::Connect => {
+                if let State::Connected(conn) = old {
+                    // Asked for by the user, who knows messages sent meanwhile are missed.
+                    conn.fail(&Error::new(
+                        ErrorKind::ConnectionLost,
+                        "the connection was replaced by reconnect()",
+                    ));
+                }
+                core.shared.set_connection(false, None);
+                // The stream waits (rather than ends) while the new connection opens.
+                core.shared.inbox.set_open(true);
+                let config = Arc::clone(&core.config);
+                State::Connecting(Box::pin(async move { connect::open(&config).await }))
+            }
+            Next::Opened(opened) => State::Connected(Box::new(Conn::new(*opened, core))),
+            Next::Down(cause) => {
+                let was_up = match old {
+                    State::Connected(conn) => {
+                        let up = conn.is_up();
+                        conn.fail(&cause);
+                        up
+                    }
+                    _ => false,
+                };
+                core.shared.set_connection(false, None);
+                if was_up {
+                    tracing::warn!(error = %cause, "subscriber connection lost");
+                    // The consumer sees the gap after the messages that came before it.
+                    core.shared.inbox.lost(cause.clone());
+                } else {
+                    // A reconnection failed: its caller gets the error; the stream had
+                    // already reported the loss and just ends again.
+                    core.shared.inbox.set_open(false);
+                }
+                for reply in core.reconnecting.drain(..) {
+                    let _ = reply.send(Err(cause.clone()));
+                }
+                let refused = disconnected(&cause);
+                for command in core.deferred.drain(..) {
+                    refuse(command, &refused);
+                }
+                State::Disconnected(cause)
+            }
+        };
+    }
+}
+
+impl Future for Driver {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        loop {
+            let step = match &mut this.state {
+                State::Connected(conn) => conn.poll(&mut this.core, cx),
+                State::Connecting(attempt) => poll_connecting(&mut this.core, attempt, cx),
+                State::Disconnected(cause) => poll_disconnected(&mut this.core, cause, cx),
+            };
+            match step {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Next::Exit) => return Poll::Ready(()),
+                Poll::Ready(next) => this.enter(next),
+            }
+        }
+    }
+}
+
+/// While connecting: `reconnect()` calls join the attempt, other commands wait for it.
+fn poll_connecting(core: &mut Core, attempt: &mut Connecting, cx: &mut Context<'_>) -> Poll<Next> {
+    loop {
+        match core.rx.poll_recv(cx) {
+            Poll::Ready(None) => return Poll::Ready(Next::Exit),
+            Poll::Ready(Some(Command::Reconnect(reply))) => core.reconnecting.push(reply),
+            Poll::Ready(Some(command)) => core.deferred.push_back(command),
+            Poll::Pending => break,
+        }
+    }
+    attempt.as_mut().poll(cx).map(|opened| match opened {
+        Ok(opened) => Next::Opened(Box::new(opened)),
+        Err(err) => Next::Down(err),
+    })
+}
+
+/// While disconnected: commands fail at once (nothing was sent), `reconnect()` connects.
+fn poll_disconnected(core: &mut Core, cause: &Error, cx: &mut Context<'_>) -> Poll<Next> {
+    loop {
+        match core.rx.poll_recv(cx) {
+            Poll::Ready(None) => return Poll::Ready(Next::Exit),
+            Poll::Ready(Some(Command::Reconnect(reply))) => {
+                core.reconnecting.push(reply);
+                return Poll::Ready(Next::Connect);
+            }
+            Poll::Ready(Some(command)) => refuse(command, &disconnected(cause)),
+            Poll::Pending => return Poll::Pending,
+        }
+    }
+}
+
+/// The error for commands given while disconnected. Always `ConnectionLost`, whatever
+/// ended the connection, so `is_connection()` is the one check that says "reconnect".
+fn disconnected(cause: &Error) -> Error {
+    Error::new(
+        ErrorKind::ConnectionLost,
+        format!("the subscriber is disconnected ({cause}); call reconnect()"),
+    )
+    .not_sent()
+}
+
+fn refuse(command: Command, err: &Error) {
+    let reply = match command {
+        Command::Request { reply, .. } | Command::Reconnect(reply) => reply,
+    };
+    let _ = reply.send(Err(err.clone()));
+}

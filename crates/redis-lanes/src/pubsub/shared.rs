@@ -1,0 +1,109 @@
+//! What a subscriber's handle and its driver share: the commands the handle sends, and
+//! the state both read (the message buffer, the connection's id, gauges for `Debug`).
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering::Relaxed};
+
+use tokio::sync::oneshot;
+
+use super::inbox::Inbox;
+use super::subs::{SubKind, Subscriptions};
+use crate::error::Error;
+
+/// Where the driver answers a command.
+pub(super) type ReplyTx = oneshot::Sender<Result<(), Error>>;
+
+/// A message from the handle to the driver.
+#[derive(Debug)]
+pub(super) enum Command {
+    /// Write `bytes`; answer `reply` once the server's answers meet `expect`.
+    Request {
+        bytes: Vec<u8>,
+        expect: Expect,
+        reply: ReplyTx,
+    },
+    /// Open a new connection (closing the current one, if any) and restore every
+    /// subscription; answer once the server confirmed them all.
+    Reconnect(ReplyTx),
+}
+
+/// What completes a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Expect {
+    /// This many confirmations of this kind: the server sends one per name given, even
+    /// for a name given twice or one not subscribed.
+    Confirm {
+        kind: SubKind,
+        on: bool,
+        remaining: usize,
+    },
+    /// An unsubscribe without names: one confirmation per subscription of the kind, or
+    /// a single one naming nothing when there was none. Done when none of the kind is
+    /// left (or the server's count, which includes other kinds, reaches 0).
+    UntilNone(SubKind),
+    /// The answer to `PING`.
+    Pong,
+}
+
+impl Expect {
+    /// The command's name, for error messages.
+    pub(super) fn command(self) -> &'static str {
+        match self {
+            Expect::Confirm { kind, on, .. } => kind.command(on),
+            Expect::UntilNone(kind) => kind.command(false),
+            Expect::Pong => "PING",
+        }
+    }
+}
+
+/// `CLIENT ID`s start at 1, so 0 stands for "unknown" in the atomic.
+const NO_ID: i64 = 0;
+
+/// The state the handle reads and the driver writes.
+#[derive(Debug)]
+pub(super) struct Shared {
+    pub(super) inbox: Inbox,
+    client_id: AtomicI64,
+    /// The connection is up and every subscription restored.
+    connected: AtomicBool,
+    /// How many subscriptions of each kind the server confirmed (for `Debug`).
+    counts: [AtomicUsize; 3],
+}
+
+impl Shared {
+    pub(super) fn new(inbox: Inbox) -> Self {
+        Self {
+            inbox,
+            client_id: AtomicI64::new(NO_ID),
+            connected: AtomicBool::new(false),
+            counts: Default::default(),
+        }
+    }
+
+    pub(super) fn set_connection(&self, connected: bool, client_id: Option<i64>) {
+        self.client_id.store(client_id.unwrap_or(NO_ID), Relaxed);
+        self.connected.store(connected, Relaxed);
+    }
+
+    pub(super) fn set_connected(&self, connected: bool) {
+        self.connected.store(connected, Relaxed);
+    }
+
+    pub(super) fn client_id(&self) -> Option<i64> {
+        Some(self.client_id.load(Relaxed)).filter(|&id| id != NO_ID)
+    }
+
+    pub(super) fn is_connected(&self) -> bool {
+        self.connected.load(Relaxed)
+    }
+
+    pub(super) fn publish_counts(&self, subs: &Subscriptions) {
+        for (count, kind) in self.counts.iter().zip(SubKind::ALL) {
+            count.store(subs.of(kind).len(), Relaxed);
+        }
+    }
+
+    /// Confirmed subscriptions: channels, patterns, shard channels.
+    pub(super) fn counts(&self) -> [usize; 3] {
+        [0, 1, 2].map(|i| self.counts[i].load(Relaxed))
+    }
+}
