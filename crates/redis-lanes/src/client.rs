@@ -54,6 +54,8 @@ struct Inner {
     exclusive: Arc<crate::exclusive::Exclusives>,
     config: Arc<LaneConfig>,
     closing: AtomicBool,
+    /// Message counters summed over this client's subscribers.
+    pubsub: Arc<crate::pubsub::Totals>,
 }
 
 impl fmt::Debug for Client {
@@ -121,6 +123,7 @@ impl Client {
                 exclusive,
                 config,
                 closing: AtomicBool::new(false),
+                pubsub: Arc::default(),
             }),
         })
     }
@@ -133,6 +136,11 @@ impl Client {
     /// The validated options the client was built with.
     pub(crate) fn lane_config(&self) -> &Arc<LaneConfig> {
         &self.inner.config
+    }
+
+    /// Counters every subscriber of this client adds to.
+    pub(crate) fn pubsub_totals(&self) -> &Arc<crate::pubsub::Totals> {
+        &self.inner.pubsub
     }
 
     /// The blocking side: its pool, counters, shutdown token and recovery tracker.
@@ -294,6 +302,8 @@ impl Client {
         stats.orphans_reported = c.reported.load(Relaxed);
         stats.orphans_unrecoverable = c.unrecoverable.load(Relaxed);
         stats.unblock_fallbacks = c.fallbacks.load(Relaxed);
+        stats.subscriber_messages = self.inner.pubsub.received.load(Relaxed);
+        stats.subscriber_dropped = self.inner.pubsub.dropped.load(Relaxed);
         self.inner.exclusive.fill_stats(&mut stats);
         stats
     }

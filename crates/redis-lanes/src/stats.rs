@@ -47,6 +47,11 @@ pub struct Stats {
     pub orphans_unrecoverable: u64,
     /// Cancels where `CLIENT UNBLOCK` was refused or impossible, so the lane was closed.
     pub unblock_fallbacks: u64,
+    /// Pub/sub messages received by this client's subscribers.
+    pub subscriber_messages: u64,
+    /// Pub/sub messages dropped by the subscribers' overflow policy (see
+    /// [`OverflowPolicy`](crate::OverflowPolicy)).
+    pub subscriber_dropped: u64,
     /// Exclusive lanes on loan now (see [`Client::exclusive`](crate::Client::exclusive)),
     /// including ones whose reset after the lease is still running.
     pub exclusive_busy: u64,

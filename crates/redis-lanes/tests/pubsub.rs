@@ -184,6 +184,23 @@ async fn drop_newest_keeps_the_oldest_and_counts_the_rest() {
 }
 
 #[tokio::test]
+async fn drops_are_counted_in_the_clients_stats() {
+    let server = common::server();
+    let client = client_with(&server, Protocol::Resp2, 10, OverflowPolicy::DropNewest).await;
+    let sub = client.subscriber().await.unwrap();
+    sub.subscribe("c").await.unwrap();
+    let mut side = common::side(&server).await;
+    for i in 0..50 {
+        publish(&mut side, "PUBLISH", "c", &i.to_string()).await;
+    }
+    // The PING's answer comes after every message published before it.
+    sub.ping().await.unwrap();
+    let stats = client.stats();
+    assert_eq!(stats.subscriber_messages, 50, "{stats:?}");
+    assert_eq!(stats.subscriber_dropped, 40, "{stats:?}");
+}
+
+#[tokio::test]
 async fn drop_oldest_keeps_the_newest() {
     for protocol in PROTOCOLS {
         let (_server, mut sub, receivers, _) =

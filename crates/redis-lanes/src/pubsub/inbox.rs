@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
 use super::message::Message;
@@ -33,6 +33,13 @@ struct State {
     waker: Option<Waker>,
 }
 
+/// Counters summed over every subscriber of one client, for [`Stats`](crate::Stats).
+#[derive(Debug, Default)]
+pub(crate) struct Totals {
+    pub(crate) received: AtomicU64,
+    pub(crate) dropped: AtomicU64,
+}
+
 /// The buffer and its counters.
 #[derive(Debug)]
 pub(super) struct Inbox {
@@ -41,6 +48,7 @@ pub(super) struct Inbox {
     state: Mutex<State>,
     received: AtomicU64,
     dropped: AtomicU64,
+    totals: Arc<Totals>,
 }
 
 /// The `Disconnect` policy was hit: the driver must close the connection.
@@ -48,7 +56,7 @@ pub(super) struct Inbox {
 pub(super) struct Overflowed;
 
 impl Inbox {
-    pub(super) fn new(capacity: usize, policy: OverflowPolicy) -> Self {
+    pub(super) fn new(capacity: usize, policy: OverflowPolicy, totals: Arc<Totals>) -> Self {
         Self {
             capacity,
             policy,
@@ -61,6 +69,7 @@ impl Inbox {
             }),
             received: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            totals,
         }
     }
 
@@ -102,8 +111,10 @@ impl Inbox {
             state.waker.take()
         };
         self.received.fetch_add(received, Relaxed);
+        self.totals.received.fetch_add(received, Relaxed);
         if dropped > 0 {
             self.dropped.fetch_add(dropped, Relaxed);
+            self.totals.dropped.fetch_add(dropped, Relaxed);
         }
         // Woken outside the lock, so the consumer does not wake into a held mutex.
         if let Some(waker) = waker {
@@ -236,7 +247,7 @@ mod tests {
     }
 
     fn fill(policy: OverflowPolicy) -> (Inbox, Result<(), Overflowed>) {
-        let inbox = Inbox::new(3, policy);
+        let inbox = Inbox::new(3, policy, Arc::default());
         let mut batch: Vec<Message> = (0..5).map(msg).collect();
         let outcome = inbox.deliver(&mut batch);
         assert!(batch.is_empty());
@@ -282,7 +293,7 @@ mod tests {
 
     #[test]
     fn drop_oldest_keeps_an_unread_loss_marker() {
-        let inbox = Inbox::new(2, OverflowPolicy::DropOldest);
+        let inbox = Inbox::new(2, OverflowPolicy::DropOldest, Arc::default());
         inbox.lost(Error::new(ErrorKind::ConnectionLost, "gone"));
         inbox.set_open(true);
         let mut batch: Vec<Message> = (0..3).map(msg).collect();

@@ -22,6 +22,7 @@ mod shared;
 mod subs;
 mod subscriber;
 
+pub(crate) use inbox::Totals;
 pub use message::{Message, MessageKind};
 pub use overflow::OverflowPolicy;
 pub use subscriber::Subscriber;
@@ -110,6 +111,10 @@ impl Client {
     /// [`ErrorKind::InvalidConfig`]: crate::ErrorKind::InvalidConfig
     pub async fn subscriber(&self) -> Result<Subscriber, Error> {
         self.check_open()?;
-        Subscriber::open(Arc::clone(self.lane_config())).await
+        Subscriber::open(
+            Arc::clone(self.lane_config()),
+            Arc::clone(self.pubsub_totals()),
+        )
+        .await
     }
 }

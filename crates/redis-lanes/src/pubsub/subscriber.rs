@@ -13,7 +13,7 @@ use tokio_util::task::AbortOnDropHandle;
 
 use super::connect;
 use super::driver::Driver;
-use super::inbox::Inbox;
+use super::inbox::{Inbox, Totals};
 use super::message::Message;
 use super::shared::{Command, Expect, Shared};
 use super::subs::SubKind;
@@ -89,7 +89,7 @@ pub struct Subscriber {
 
 impl Subscriber {
     /// Opens the connection and spawns the driver.
-    pub(crate) async fn open(config: Arc<LaneConfig>) -> Result<Self, Error> {
+    pub(crate) async fn open(config: Arc<LaneConfig>, totals: Arc<Totals>) -> Result<Self, Error> {
         let options = &config.pubsub;
         if options.buffer == 0 {
             return Err(Error::new(
@@ -106,7 +106,11 @@ impl Subscriber {
         })?;
         let response_timeout = config.response_timeout;
         let opened = connect::open(&config).await?;
-        let shared = Arc::new(Shared::new(Inbox::new(options.buffer, options.overflow)));
+        let shared = Arc::new(Shared::new(Inbox::new(
+            options.buffer,
+            options.overflow,
+            totals,
+        )));
         let (tx, rx) = mpsc::unbounded_channel();
         let driver = Driver::new(opened, rx, Arc::clone(&shared), config);
         let task = AbortOnDropHandle::new(runtime.spawn(driver));
