@@ -28,8 +28,11 @@
 //!   `Connection`. [`Builder::pair`] hands out both for users who spawn the driver.
 //! - `route/`: which commands may share a connection and which block, decided from
 //!   the name and arguments by a pure function.
-//! - `blocking/`: the pool of dedicated lanes for blocking commands, the cancel guard
-//!   and the recovery of replies that raced a cancel.
+//! - `blocking/`: blocking calls on dedicated lanes, the cancel guard and the recovery
+//!   of replies that raced a cancel; `pool.rs`: the bounded pool of dedicated lanes.
+//! - `exclusive/`: leased lanes ([`Exclusive`]) for `WATCH`/`MULTI`/`SELECT`, reset
+//!   before reuse, and [`Client::transaction`].
+//! - `pubsub/`: the [`Subscriber`], a dedicated pub/sub connection with a bounded buffer.
 //! - `resp/`: an incremental RESP2/RESP3 decoder into [`redis::Value`] with limits on
 //!   bulk length, nesting depth and frame size.
 //! - `handshake.rs`, `transport.rs`, `url.rs`, `config.rs`: connecting.
