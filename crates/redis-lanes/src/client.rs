@@ -268,20 +268,16 @@ impl Client {
     /// Dropping the future does not undo the close.
     pub async fn close(&self) {
         self.inner.closing.store(true, Relaxed);
-        let blocking = &self.inner.blocking;
-        // Blocking calls in flight stop waiting and cancel on the server; their
-        // recoveries (late replies, restores) need the shared lane, so they finish first.
-        blocking.shutdown.cancel();
-        blocking.recoveries.close();
-        if tokio::time::timeout(self.inner.config.close_timeout, blocking.recoveries.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!("close timed out waiting for cancelled blocking commands to recover");
-        }
-        blocking.pool.close();
-        self.inner.exclusive.close();
-        self.inner.shared.close().await;
+        // The steps run on their own task, so dropping this future (a caller's timeout)
+        // does not leave the close half done; each step is bounded by `close_timeout`.
+        let inner = Arc::clone(&self.inner);
+        let steps = self
+            .inner
+            .blocking
+            .runtime
+            .spawn(async move { close_steps(&inner).await });
+        // An error only means the runtime is shutting down, which closes everything too.
+        let _ = steps.await;
     }
 
     /// `true` once [`Client::close`] was called or the shared connection ended.
@@ -312,6 +308,23 @@ impl Client {
     pub fn client_id(&self) -> Option<i64> {
         self.inner.shared.client_id()
     }
+}
+
+async fn close_steps(inner: &Inner) {
+    let blocking = &inner.blocking;
+    // Blocking calls in flight stop waiting and cancel on the server; their recoveries
+    // (late replies, restores) need the shared lane, so they finish first.
+    blocking.shutdown.cancel();
+    blocking.recoveries.close();
+    if tokio::time::timeout(inner.config.close_timeout, blocking.recoveries.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("close timed out waiting for cancelled blocking commands to recover");
+    }
+    blocking.pool.close();
+    inner.exclusive.close();
+    inner.shared.close().await;
 }
 
 impl ConnectionLike for Client {

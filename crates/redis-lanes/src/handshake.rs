@@ -149,7 +149,9 @@ async fn next_reply(
 /// `CLIENT ID` may be denied by an ACL; the lane still works, only server-side
 /// cancellation of blocking commands falls back to closing the socket.
 fn tolerated(step: Step, err: &ServerError) -> bool {
-    step == Step::ClientId && !is_auth_error(err)
+    // A least-privilege ACL answers `NOPERM` here: that is not a credentials problem.
+    // A failed AUTH earlier in the batch makes this step fail with `NOAUTH`, which is.
+    step == Step::ClientId && !matches!(err.code(), "NOAUTH" | "WRONGPASS")
 }
 
 fn is_auth_error(err: &ServerError) -> bool {

@@ -89,13 +89,13 @@ impl Pool {
         let permit = match Arc::clone(&self.permits).try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => {
-                self.waiters.fetch_add(1, Relaxed);
+                let waiting = Waiting::new(&self.waiters);
                 let waited = tokio::time::timeout(
                     self.config.acquire_timeout,
                     Arc::clone(&self.permits).acquire_owned(),
                 )
                 .await;
-                self.waiters.fetch_sub(1, Relaxed);
+                drop(waiting);
                 match waited {
                     Ok(Ok(permit)) => permit,
                     Ok(Err(_)) => return Err(Error::closed().not_sent()),
@@ -144,10 +144,12 @@ impl Pool {
     }
 
     fn put_back(&self, lane: Lane) {
+        // `closed` is read under the lock that `close()` sets it under, so a lane can
+        // never slip into the idle list after `close()` emptied it.
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         if self.closed.load(Relaxed) || lane.is_closed() {
             return;
         }
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         idle.push(Idle {
             lane,
             since: Instant::now(),
@@ -165,9 +167,10 @@ impl Pool {
     /// Refuses new leases and closes every idle lane. Lanes on loan close when their
     /// lease ends.
     pub(crate) fn close(&self) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         self.closed.store(true, Relaxed);
         self.permits.close();
-        self.idle.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        idle.clear();
     }
 
     pub(crate) fn busy(&self) -> usize {
@@ -232,4 +235,21 @@ fn spawn_reaper(pool: &Arc<Pool>) {
             pool.reap();
         }
     });
+}
+
+/// Counts a caller waiting for a lane for exactly as long as it waits, including when
+/// its future is dropped mid-wait.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Relaxed);
+        Self(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
 }

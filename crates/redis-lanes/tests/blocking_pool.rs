@@ -55,6 +55,15 @@ async fn exhaustion_gives_the_acquire_timeout_error_naming_the_limit() {
     assert_eq!(err.kind(), ErrorKind::PoolTimeout);
     assert!(err.to_string().contains("max_blocking_lanes"), "{err}");
     assert!(err.is_retry_safe());
+    // A waiter that gives up is no longer counted.
+    let mut impatient = client.clone();
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(50),
+        impatient.blpop::<_, Option<(String, String)>>("fourth", 0.0),
+    )
+    .await;
+    assert!(gave_up.is_err());
+    assert_eq!(client.stats().blocking_waiters, 0);
     // Ordinary commands are unaffected.
     let _: () = conn.set("fine", 1).await.unwrap();
     for h in &held {

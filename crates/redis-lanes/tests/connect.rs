@@ -258,3 +258,44 @@ fn futures_lite_block_on<F: std::future::Future>(fut: F) -> F::Output {
         std::thread::park_timeout(Duration::from_millis(10));
     }
 }
+
+#[tokio::test]
+async fn a_user_without_client_id_permission_still_connects() {
+    let server = common::server();
+    let admin = common::client(&server).await;
+    let _: redis::Value = admin
+        .send(
+            redis::cmd("ACL")
+                .arg("SETUSER")
+                .arg("app")
+                .arg("on")
+                .arg(">pw")
+                .arg("~*")
+                .arg("&*")
+                .arg("+@read")
+                .arg("+@write")
+                .arg("+@blocking"),
+        )
+        .await
+        .unwrap();
+    let mut app = Client::connect(&format!("redis://app:pw@127.0.0.1:{}", server.port()))
+        .await
+        .expect("CLIENT ID denied by the ACL must not fail the connection");
+    assert_eq!(app.client_id(), None);
+    let _: () = app.set("k", 1).await.unwrap();
+    // Without a CLIENT ID, a cancelled blocking call falls back to closing its lane.
+    let cancelled = tokio::time::timeout(
+        Duration::from_millis(100),
+        app.blpop::<_, Option<(String, String)>>("q", 0.0),
+    )
+    .await;
+    assert!(cancelled.is_err());
+    let fell_back = common::eventually(Duration::from_secs(10), || {
+        let app = app.clone();
+        async move { app.stats().unblock_fallbacks == 1 }
+    })
+    .await;
+    assert!(fell_back, "{:?}", app.stats());
+    let v: i64 = app.get("k").await.unwrap();
+    assert_eq!(v, 1);
+}

@@ -295,3 +295,71 @@ struct NoopWaker;
 impl Wake for NoopWaker {
     fn wake(self: Arc<Self>) {}
 }
+
+#[tokio::test]
+async fn the_response_timeout_also_bounds_waiting_for_an_in_flight_slot() {
+    let server = common::server();
+    let client = Client::builder(&server.url())
+        .max_in_flight(1)
+        .response_timeout(Some(Duration::from_millis(200)))
+        .connect()
+        .await
+        .unwrap();
+    let mut slow = client.clone();
+    // Times out at 200 ms but holds the only slot until the server answers, at 1.5 s.
+    let sleeper = tokio::spawn(async move {
+        redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg(1.5)
+            .query_async::<()>(&mut slow)
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let started = Instant::now();
+    let mut conn = client.clone();
+    let err = conn.get::<_, Option<String>>("k").await.unwrap_err();
+    let took = started.elapsed();
+    assert!(err.is_timeout(), "{err:?}");
+    assert!(
+        common::lanes_error(&err).is_retry_safe(),
+        "never queued, never sent"
+    );
+    assert!(
+        took < Duration::from_millis(1_000),
+        "waited {took:?} for a slot"
+    );
+    assert!(sleeper.await.unwrap().unwrap_err().is_timeout());
+}
+
+#[tokio::test]
+async fn dropping_the_close_future_still_closes() {
+    let server = common::server();
+    let client = common::client(&server).await;
+    let id = client.client_id().unwrap();
+    let mut slow = client.clone();
+    let in_flight = tokio::spawn(async move {
+        redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg(0.3)
+            .query_async::<()>(&mut slow)
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The caller gives up on close() almost at once; the close goes on.
+    let _ = tokio::time::timeout(Duration::from_millis(1), client.close()).await;
+    assert!(client.is_closed());
+    in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight command is still answered");
+    let mut side = common::side(&server).await;
+    let gone = common::eventually(GENEROUS, || {
+        let mut side = side.clone();
+        async move { !common::client_ids(&mut side).await.contains(&id) }
+    })
+    .await;
+    assert!(
+        gone,
+        "the connection stayed open after an abandoned close()"
+    );
+}

@@ -102,12 +102,14 @@ pub(crate) async fn run(
         return Err(Error::closed().not_sent());
     }
     let lease = blocking.pool.acquire().await?;
+    // Taken before the check below: once `close()` has cancelled `shutdown` it waits
+    // for every token, so this call either sees the cancel or is waited for.
+    let tracked = blocking.recoveries.token();
     if blocking.shutdown.is_cancelled() {
         // `close()` began while this call waited for a lane; nothing was sent.
         lease.release();
         return Err(Error::closed().not_sent());
     }
-    let tracked = blocking.recoveries.token();
     let Some(lane) = lease.lane().cloned() else {
         return Err(Error::closed().not_sent());
     };

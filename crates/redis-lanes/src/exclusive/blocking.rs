@@ -57,6 +57,9 @@ pub(super) async fn run(
         ..
     } = conn;
     let blocking = client.blocking_state();
+    // Taken before the check: once `close()` has cancelled `shutdown` it waits for
+    // every token, so this call either sees the cancel or is waited for.
+    let tracked = blocking.recoveries.token();
     if blocking.shutdown.is_cancelled() {
         return Err(Error::closed().not_sent());
     }
@@ -64,7 +67,7 @@ pub(super) async fn run(
     let commit = Arc::new(Commit::default());
     let late = lane.submit(bytes, frames, keep_from, Some(Arc::clone(&commit)))?;
     let mut call = InFlight {
-        _tracked: blocking.recoveries.token(),
+        _tracked: tracked,
         late: Some(late),
         commit,
         commands,

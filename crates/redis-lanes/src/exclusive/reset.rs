@@ -117,8 +117,24 @@ impl Drop for Exclusive {
         };
         let state = Arc::clone(self.client.exclusive_state());
         if self.client.check_open().is_err() {
-            // The client is closing: the pool takes nothing back, so do not bother.
-            lease.discard();
+            // The client is closing: the pool takes nothing back. But a blocking command
+            // cancelled by the close may have a recovery reading its late reply from this
+            // lane; closing the lane first would lose data that raced the cancel.
+            match self.recovering.take() {
+                None => lease.discard(),
+                Some(recovering) => {
+                    let blocking = self.client.blocking_state();
+                    let task = async move {
+                        let _ = recovering.await;
+                        lease.discard();
+                    };
+                    drop(
+                        blocking
+                            .runtime
+                            .spawn(blocking.recoveries.track_future(task)),
+                    );
+                }
+            }
             return;
         }
         if self.lane.is_closed() {

@@ -127,12 +127,45 @@ impl Lane {
         frames: usize,
         keep_from: usize,
     ) -> Result<Reply, Error> {
-        let rx = self.enqueue(bytes, frames, keep_from).await?;
         match self.shared.response_timeout {
-            None => self.await_reply(rx).await,
+            None => {
+                let rx = self.enqueue(bytes, frames, keep_from).await?;
+                self.await_reply(rx).await
+            }
             // Boxed so the timer's state does not enlarge every request's future when
             // no timeout is configured (the default).
-            Some(limit) => Box::pin(self.await_reply_within(rx, limit)).await,
+            Some(limit) => Box::pin(self.request_within(bytes, frames, keep_from, limit)).await,
+        }
+    }
+
+    /// `request` bounded by the response timeout, which also covers waiting for an
+    /// in-flight slot: on a stalled server the slots stay taken by requests that timed
+    /// out, and later callers must not wait for them without bound.
+    async fn request_within(
+        &self,
+        bytes: Vec<u8>,
+        frames: usize,
+        keep_from: usize,
+        limit: std::time::Duration,
+    ) -> Result<Reply, Error> {
+        let deadline = tokio::time::Instant::now() + limit;
+        let timed_out = |not_sent: bool| {
+            self.shared.counters.timeouts.fetch_add(1, Relaxed);
+            let err = Error::new(ErrorKind::Timeout, format!("no reply within {limit:?}"));
+            if not_sent {
+                err.not_sent()
+            } else {
+                err
+            }
+        };
+        let rx =
+            match tokio::time::timeout_at(deadline, self.enqueue(bytes, frames, keep_from)).await {
+                Ok(rx) => rx?,
+                Err(_) => return Err(timed_out(true)),
+            };
+        match tokio::time::timeout_at(deadline, self.await_reply(rx)).await {
+            Ok(answer) => answer,
+            Err(_) => Err(timed_out(false)),
         }
     }
 
@@ -209,23 +242,6 @@ impl Lane {
         // A dropped reply sender means the driver ended without answering.
         rx.await
             .unwrap_or_else(|_| Err(self.shared.terminal_error()))
-    }
-
-    async fn await_reply_within(
-        &self,
-        rx: oneshot::Receiver<Result<Reply, Error>>,
-        limit: std::time::Duration,
-    ) -> Result<Reply, Error> {
-        match tokio::time::timeout(limit, self.await_reply(rx)).await {
-            Ok(answer) => answer,
-            Err(_) => {
-                self.shared.counters.timeouts.fetch_add(1, Relaxed);
-                Err(Error::new(
-                    ErrorKind::Timeout,
-                    format!("no reply within {limit:?}"),
-                ))
-            }
-        }
     }
 
     /// The server's `CLIENT ID` for this connection, if the handshake could learn it.

@@ -63,7 +63,8 @@ impl Limit {
     }
 
     /// Takes a slot, waiting for one when the lane is full. Waiters are woken in the
-    /// order they started waiting.
+    /// order they started waiting, but a caller arriving just as a slot frees may take
+    /// it first; the woken waiter then waits again (no slot is lost, no waiter hangs).
     ///
     /// # Cancel safety
     ///
