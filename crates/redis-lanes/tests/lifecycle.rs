@@ -352,7 +352,7 @@ async fn dropping_the_close_future_still_closes() {
         .await
         .unwrap()
         .expect("the in-flight command is still answered");
-    let mut side = common::side(&server).await;
+    let side = common::side(&server).await;
     let gone = common::eventually(GENEROUS, || {
         let mut side = side.clone();
         async move { !common::client_ids(&mut side).await.contains(&id) }

@@ -2,7 +2,6 @@
 //! its future is dropped.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use redis::{Arg, Cmd, Pipeline};
 use tokio::sync::oneshot;
@@ -10,7 +9,7 @@ use tokio_util::task::task_tracker::TaskTrackerToken;
 
 use super::recover::{self, Sent};
 use super::Blocking;
-use crate::error::{Error, ErrorKind};
+use crate::error::Error;
 use crate::lane::{Commit, Lane, Reply};
 use crate::pool::Lease;
 use crate::route::Block;
@@ -131,7 +130,7 @@ pub(crate) async fn run(
         let Some(late) = call.late.as_mut() else {
             return Err(Error::closed());
         };
-        let sleep = sleep_or_forever(deadline);
+        let sleep = super::sleep_or_forever(deadline);
         tokio::select! {
             answer = late => Some(answer),
             () = blocking.shutdown.cancelled() => None,
@@ -151,21 +150,7 @@ pub(crate) async fn run(
             answer
         }
         // Dropping `call` runs the cancellation contract.
-        None if blocking.shutdown.is_cancelled() => Err(Error::closed()),
-        None => Err(Error::new(
-            ErrorKind::Timeout,
-            format!(
-                "no reply within the command's own timeout plus {:?} of grace",
-                blocking.grace
-            ),
-        )),
-    }
-}
-
-async fn sleep_or_forever(deadline: Option<Duration>) {
-    match deadline {
-        Some(d) => tokio::time::sleep(d).await,
-        None => std::future::pending().await,
+        None => Err(super::gave_up(blocking)),
     }
 }
 

@@ -91,3 +91,25 @@ impl fmt::Debug for Blocking {
             .finish()
     }
 }
+
+/// Sleeps until a blocking call's client-side deadline; forever when it has none.
+pub(crate) async fn sleep_or_forever(deadline: Option<Duration>) {
+    match deadline {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The error of a blocking call that stopped waiting: `close()` or its deadline.
+pub(crate) fn gave_up(blocking: &Blocking) -> crate::Error {
+    if blocking.shutdown.is_cancelled() {
+        return crate::Error::closed();
+    }
+    crate::Error::new(
+        crate::ErrorKind::Timeout,
+        format!(
+            "no reply within the command's own timeout plus {:?} of grace",
+            blocking.grace
+        ),
+    )
+}

@@ -8,14 +8,13 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tokio_util::task::task_tracker::TaskTrackerToken;
 
 use super::Exclusive;
 use crate::blocking::{self, Blocking, Commands, Sent};
-use crate::error::{Error, ErrorKind};
+use crate::error::Error;
 use crate::lane::{Commit, Lane, Reply};
 use crate::route::Block;
 
@@ -84,7 +83,7 @@ pub(super) async fn run(
         tokio::select! {
             answer = late => Some(answer),
             () = blocking.shutdown.cancelled() => None,
-            () = sleep_or_forever(deadline) => None,
+            () = crate::blocking::sleep_or_forever(deadline) => None,
         }
     };
     match answer {
@@ -93,21 +92,7 @@ pub(super) async fn run(
             answer.unwrap_or_else(|_| Err(call.lane.terminal_error()))
         }
         // Dropping `call` runs the cancellation contract.
-        None if blocking.shutdown.is_cancelled() => Err(Error::closed()),
-        None => Err(Error::new(
-            ErrorKind::Timeout,
-            format!(
-                "no reply within the command's own timeout plus {:?} of grace",
-                blocking.grace
-            ),
-        )),
-    }
-}
-
-async fn sleep_or_forever(deadline: Option<Duration>) {
-    match deadline {
-        Some(d) => tokio::time::sleep(d).await,
-        None => std::future::pending().await,
+        None => Err(crate::blocking::gave_up(blocking)),
     }
 }
 
