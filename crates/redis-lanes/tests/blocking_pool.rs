@@ -9,14 +9,7 @@ use redis::AsyncCommands;
 use redis_lanes::{Client, ErrorKind};
 
 async fn count_named(side: &mut redis::aio::MultiplexedConnection, name: &str) -> usize {
-    let list: String = redis::cmd("CLIENT")
-        .arg("LIST")
-        .query_async(side)
-        .await
-        .unwrap();
-    list.lines()
-        .filter(|l| l.contains(&format!(" name={name} ")))
-        .count()
+    common::named(side, name).await.len()
 }
 
 async fn wait_busy(client: &Client, n: u64) {

@@ -8,19 +8,6 @@ use redis::streams::{StreamReadOptions, StreamReadReply};
 use redis::AsyncCommands;
 use redis_lanes::{Client, ErrorKind};
 
-/// `CLIENT LIST` lines of connections with this name.
-async fn named(side: &mut redis::aio::MultiplexedConnection, name: &str) -> Vec<String> {
-    let list: String = redis::cmd("CLIENT")
-        .arg("LIST")
-        .query_async(side)
-        .await
-        .unwrap();
-    list.lines()
-        .filter(|l| l.contains(&format!(" name={name} ")))
-        .map(str::to_owned)
-        .collect()
-}
-
 async fn time_gets(conn: &mut Client, n: usize) -> Duration {
     let started = Instant::now();
     for i in 0..n {
@@ -168,7 +155,7 @@ async fn user_declared_blocking_commands_use_blocking_lanes() {
     assert_eq!(echoed, "hi");
     let mut side = common::side(&server).await;
     assert_eq!(
-        named(&mut side, "declared").await.len(),
+        common::named(&mut side, "declared").await.len(),
         2,
         "shared + blocking lane"
     );
@@ -188,7 +175,7 @@ async fn user_declared_blocking_commands_use_blocking_lanes() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Timeout);
     assert_eq!(
-        named(&mut side, "per-call").await.len(),
+        common::named(&mut side, "per-call").await.len(),
         2,
         "shared + blocking lane"
     );
@@ -221,7 +208,7 @@ async fn the_deadline_is_the_commands_timeout_plus_grace() {
     let unblocked = common::eventually(Duration::from_secs(5), || {
         let mut side = side.clone();
         async move {
-            named(&mut side, "deadline")
+            common::named(&mut side, "deadline")
                 .await
                 .iter()
                 .all(|l| !l.contains("flags=b"))

@@ -55,6 +55,19 @@ pub(crate) async fn client_ids(side: &mut redis::aio::MultiplexedConnection) -> 
         .collect()
 }
 
+/// `CLIENT LIST` lines of the connections named `name`.
+pub(crate) async fn named(side: &mut redis::aio::MultiplexedConnection, name: &str) -> Vec<String> {
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(side)
+        .await
+        .expect("CLIENT LIST");
+    list.lines()
+        .filter(|l| l.contains(&format!(" name={name} ")))
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Polls `check` until it returns true or `limit` passes; returns whether it did.
 pub(crate) async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
 where
