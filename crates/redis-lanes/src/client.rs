@@ -91,8 +91,9 @@ impl Client {
                 "redis-lanes needs a Tokio runtime; call connect() from within one",
             )
         })?;
-        let exclusive = crate::exclusive::Exclusives::new(&config)?;
-        let (shared, driver) = lane::open(Arc::clone(&config)).await?;
+        let generation = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let exclusive = crate::exclusive::Exclusives::new(&config, Arc::clone(&generation))?;
+        let (shared, driver) = lane::open(Arc::clone(&config), Arc::clone(&generation)).await?;
         // The task holds only the driver: it ends when every handle is dropped.
         runtime.spawn(driver);
         let options = &config.blocking;
@@ -105,6 +106,7 @@ impl Client {
                 idle_timeout: options.idle_timeout,
                 acquire_timeout: options.acquire_timeout,
             },
+            generation,
         );
         let blocking = Arc::new(Blocking {
             pool,
@@ -163,10 +165,29 @@ impl Client {
     async fn route_cmd(&self, cmd: &Cmd) -> Result<Value, Error> {
         self.check_open()?;
         match route::classify_cmd(cmd, &self.inner.blocking.declared) {
-            Route::Shared => self.inner.shared.send_unrouted(cmd).await,
+            Route::Shared => {
+                let first = self.inner.shared.send_unrouted(cmd).await;
+                match first {
+                    Err(err) if self.may_retry(&err) && route::is_read_only_cmd(cmd) => {
+                        tracing::debug!(error = %err, "retrying a read-only command");
+                        self.inner.shared.send_unrouted(cmd).await
+                    }
+                    other => other,
+                }
+            }
             Route::Refused(why) => Err(Error::new(ErrorKind::Refused, why)),
             Route::Blocking(block) => self.blocking(Commands::One(cmd), block).await,
         }
+    }
+
+    /// Whether a shared-lane failure may be retried under `retry_read_only`: the
+    /// connection was reset under a written request (broken or garbled), so the retry
+    /// goes to a fresh connection.
+    fn may_retry(&self, err: &Error) -> bool {
+        self.inner.config.reconnect.retry_read_only
+            && self.inner.config.reconnect.enabled
+            && err.is_outcome_unknown()
+            && matches!(err.kind(), ErrorKind::ConnectionLost | ErrorKind::Protocol)
     }
 
     async fn route_pipeline(
@@ -178,10 +199,15 @@ impl Client {
         self.check_open()?;
         match route::classify_pipeline(pipe, &self.inner.blocking.declared) {
             Route::Shared => {
-                self.inner
-                    .shared
-                    .send_pipeline_unrouted(pipe, offset, count)
-                    .await
+                let shared = &self.inner.shared;
+                let first = shared.send_pipeline_unrouted(pipe, offset, count).await;
+                match first {
+                    Err(err) if self.may_retry(&err) && route::is_read_only_pipeline(pipe) => {
+                        tracing::debug!(error = %err, "retrying a read-only pipeline");
+                        shared.send_pipeline_unrouted(pipe, offset, count).await
+                    }
+                    other => other,
+                }
             }
             Route::Refused(why) => Err(Error::new(ErrorKind::Refused, why)),
             Route::Blocking(block) => {

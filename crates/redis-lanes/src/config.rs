@@ -38,6 +38,7 @@ pub(crate) struct LaneConfig {
     pub(crate) blocking: BlockingOptions,
     pub(crate) exclusive: crate::exclusive::Options,
     pub(crate) pubsub: crate::pubsub::Options,
+    pub(crate) reconnect: crate::reconnect::ReconnectOptions,
 }
 
 /// Options of the blocking-lane pool.
@@ -111,6 +112,8 @@ pub struct Builder {
     pub(crate) exclusive: crate::exclusive::Options,
     /// Set by `impl Builder` blocks in `pubsub/`.
     pub(crate) pubsub: crate::pubsub::Options,
+    /// Set by the `impl Builder` block in `reconnect.rs`.
+    pub(crate) reconnect: crate::reconnect::ReconnectOptions,
 }
 
 impl Builder {
@@ -126,6 +129,7 @@ impl Builder {
             blocking: BlockingOptions::default(),
             exclusive: Default::default(),
             pubsub: Default::default(),
+            reconnect: Default::default(),
         }
     }
 
@@ -308,6 +312,7 @@ impl Builder {
         {
             return invalid("max_blocking_lanes must be at least 1");
         }
+        self.reconnect.validate()?;
         Ok(LaneConfig {
             info,
             connect_timeout: self.connect_timeout,
@@ -319,6 +324,7 @@ impl Builder {
             blocking: self.blocking,
             exclusive: self.exclusive,
             pubsub: self.pubsub,
+            reconnect: self.reconnect,
         })
     }
 
@@ -343,6 +349,6 @@ impl Builder {
     ///
     /// As for [`Builder::connect`].
     pub async fn pair(self) -> Result<(Lane, LaneDriver), Error> {
-        lane::open(Arc::new(self.build()?)).await
+        lane::open(Arc::new(self.build()?), Arc::default()).await
     }
 }

@@ -206,6 +206,23 @@ impl Error {
         self.inner.not_sent && self.inner.kind != ErrorKind::Refused
     }
 
+    /// `true` when the request may or may not have run on the server: it was written
+    /// and then the connection broke, the reply stream turned out to be garbage, the
+    /// response timeout ran out, or `close()` cut it off. Such a request is never sent
+    /// again by redis-lanes (unless it is read-only and
+    /// [`Builder::retry_read_only`](crate::Builder::retry_read_only) is on); whether to
+    /// retry it is the application's call.
+    pub fn is_outcome_unknown(&self) -> bool {
+        !self.inner.not_sent
+            && matches!(
+                self.inner.kind,
+                ErrorKind::ConnectionLost
+                    | ErrorKind::Protocol
+                    | ErrorKind::Timeout
+                    | ErrorKind::Closed
+            )
+    }
+
     /// Finds the redis-lanes error inside a [`redis::RedisError`] produced by this crate's
     /// [`redis::aio::ConnectionLike`] implementations, so code using the `redis` command
     /// API can still branch on [`Error::kind`].
@@ -310,5 +327,8 @@ mod tests {
         assert!(lost.not_sent().is_retry_safe());
         assert!(!Error::new(ErrorKind::Refused, "x").is_retry_safe());
         assert!(Error::new(ErrorKind::Connect, "x").is_retry_safe());
+        assert!(lost.is_outcome_unknown());
+        assert!(!lost.not_sent().is_outcome_unknown());
+        assert!(!Error::new(ErrorKind::Refused, "x").is_outcome_unknown());
     }
 }

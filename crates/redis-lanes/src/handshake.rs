@@ -154,6 +154,16 @@ fn tolerated(step: Step, err: &ServerError) -> bool {
     step == Step::ClientId && !matches!(err.code(), "NOAUTH" | "WRONGPASS")
 }
 
+/// Refusals that say "not now" rather than "never": a server loading its dataset, a
+/// busy script, a replica without its primary, or `maxclients` reached.
+fn is_not_ready(err: &ServerError) -> bool {
+    matches!(err.code(), "LOADING" | "BUSY" | "MASTERDOWN" | "TRYAGAIN")
+        || (err.code() == "ERR"
+            && err
+                .details()
+                .is_some_and(|d| d.starts_with("max number of clients reached")))
+}
+
 fn is_auth_error(err: &ServerError) -> bool {
     matches!(err.code(), "WRONGPASS" | "NOAUTH" | "NOPERM")
         || err
@@ -166,6 +176,15 @@ fn refusal(step: Step, err: &ServerError, config: &LaneConfig) -> Error {
         Some(details) => format!("{} {details}", err.code()),
         None => err.code().to_owned(),
     };
+    if is_not_ready(err) {
+        // A server loading its dataset after a restart (or a replica without its
+        // primary) will take the connection soon: that is worth retrying, unlike a
+        // refusal of the credentials or of the database.
+        return Error::new(
+            ErrorKind::Connect,
+            format!("the server is not ready yet: {text}"),
+        );
+    }
     if step == Step::Auth || is_auth_error(err) {
         let who = config.info.username.as_deref().unwrap_or("default");
         return Error::new(

@@ -99,6 +99,7 @@ mod handshake;
 mod lane;
 mod pool;
 mod pubsub;
+mod reconnect;
 mod resp;
 mod route;
 mod stats;

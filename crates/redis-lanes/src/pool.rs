@@ -6,7 +6,7 @@
 //! was read, so a lane is never handed out still blocked on the server or with a stale
 //! reply in its socket.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -46,6 +46,10 @@ pub(crate) struct Pool {
     idle: Mutex<Vec<Idle>>,
     waiters: AtomicUsize,
     closed: AtomicBool,
+    /// The shared lane's connection generation. A lane opened under an older one
+    /// predates a reconnect (perhaps a restarted or failed-over server): it is closed,
+    /// never handed out again.
+    generation: Arc<AtomicU64>,
 }
 
 /// A lane on loan. Give it back with [`Lease::release`] once its reply was read;
@@ -58,7 +62,11 @@ pub(crate) struct Lease {
 }
 
 impl Pool {
-    pub(crate) fn new(lane_config: &LaneConfig, config: PoolConfig) -> Arc<Self> {
+    pub(crate) fn new(
+        lane_config: &LaneConfig,
+        config: PoolConfig,
+        generation: Arc<AtomicU64>,
+    ) -> Arc<Self> {
         let mut lane_config = lane_config.clone();
         lane_config.response_timeout = None;
         // Pushes on a dedicated lane would only be client-tracking noise.
@@ -70,6 +78,7 @@ impl Pool {
             idle: Mutex::new(Vec::new()),
             waiters: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
+            generation,
         });
         spawn_reaper(&pool);
         pool
@@ -118,7 +127,11 @@ impl Pool {
         let lane = match self.pop_idle() {
             Some(lane) => lane,
             None => {
-                let (lane, driver) = lane::open(Arc::clone(&self.lane_config)).await?;
+                let (lane, driver) = lane::open_dedicated(
+                    Arc::clone(&self.lane_config),
+                    self.generation.load(Relaxed),
+                )
+                .await?;
                 // The task owns only the driver: it ends when the lane's last handle
                 // (held by this pool or a lease) is dropped.
                 tokio::spawn(driver);
@@ -135,8 +148,9 @@ impl Pool {
     fn pop_idle(&self) -> Option<Lane> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         while let Some(entry) = idle.pop() {
-            // A lane whose connection died while idle is dropped, not handed out.
-            if !entry.lane.is_closed() {
+            // A lane whose connection died while idle, or that predates a reconnect of
+            // the shared lane, is dropped (which closes it), not handed out.
+            if self.is_current(&entry.lane) {
                 return Some(entry.lane);
             }
         }
@@ -147,13 +161,17 @@ impl Pool {
         // `closed` is read under the lock that `close()` sets it under, so a lane can
         // never slip into the idle list after `close()` emptied it.
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if self.closed.load(Relaxed) || lane.is_closed() {
+        if self.closed.load(Relaxed) || !self.is_current(&lane) {
             return;
         }
         idle.push(Idle {
             lane,
             since: Instant::now(),
         });
+    }
+
+    fn is_current(&self, lane: &Lane) -> bool {
+        !lane.is_closed() && lane.generation() == self.generation.load(Relaxed)
     }
 
     /// Closes idle lanes unused for longer than the idle timeout.

@@ -29,6 +29,8 @@ pub struct Stats {
     pub timeouts: u64,
     /// Connections that ended with an I/O or protocol error.
     pub connection_errors: u64,
+    /// Times the shared connection was re-established after it broke.
+    pub reconnects: u64,
     /// Whether the lane's connection is up.
     pub connected: bool,
     /// Blocking lanes running a command now.

@@ -170,11 +170,7 @@ impl Drop for InFlight<'_> {
         }
         // Written: cancel it on the server. Queued on the shared lane synchronously, so
         // anything this client sends after this drop is executed after the unblock.
-        let unblock = lease.lane().and_then(Lane::client_id).map(|id| {
-            let mut cmd = redis::cmd("CLIENT");
-            cmd.arg("UNBLOCK").arg(id);
-            self.shared.submit(cmd.get_packed_command(), 1, 0, None)
-        });
+        let unblock = lease.lane().and_then(|lane| self.shared.unblock(lane));
         let recovery = recover::recover(
             lease,
             late,

@@ -78,11 +78,7 @@ pub(crate) async fn read_late(
                 // The unblock found nothing blocked and no reply came: the command had
                 // not reached the server yet. Unblock again.
                 attempts += 1;
-                unblock = lane.client_id().map(|id| {
-                    let mut cmd = redis::cmd("CLIENT");
-                    cmd.arg("UNBLOCK").arg(id);
-                    shared.submit(cmd.get_packed_command(), 1, 0, None)
-                });
+                unblock = shared.unblock(lane);
             }
             Err(_) => return Err("the command never unblocked".to_owned()),
         }

@@ -108,11 +108,7 @@ impl Drop for InFlight<'_> {
         // Written: cancel it on the server. Queued on the shared lane synchronously, so
         // it is ordered before anything the client sends after this drop, including the
         // reset a dropped lease queues next.
-        let unblock = self.lane.client_id().map(|id| {
-            let mut cmd = redis::cmd("CLIENT");
-            cmd.arg("UNBLOCK").arg(id);
-            self.shared.submit(cmd.get_packed_command(), 1, 0, None)
-        });
+        let unblock = self.shared.unblock(self.lane);
         let (done, waiting) = oneshot::channel();
         *self.recovering = Some(waiting);
         let recovery = recover(

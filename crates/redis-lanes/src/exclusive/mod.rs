@@ -62,7 +62,10 @@ impl Exclusives {
     /// # Errors
     ///
     /// [`ErrorKind::InvalidConfig`] for a pool that could never hand out a lane.
-    pub(crate) fn new(config: &LaneConfig) -> Result<Arc<Self>, Error> {
+    pub(crate) fn new(
+        config: &LaneConfig,
+        generation: Arc<std::sync::atomic::AtomicU64>,
+    ) -> Result<Arc<Self>, Error> {
         let options = &config.exclusive;
         if options.max_lanes == 0 || options.max_lanes > tokio::sync::Semaphore::MAX_PERMITS {
             return Err(Error::new(
@@ -79,6 +82,7 @@ impl Exclusives {
                 idle_timeout: options.idle_timeout,
                 acquire_timeout: options.acquire_timeout,
             },
+            generation,
         );
         Ok(Arc::new(Self {
             pool,

@@ -12,15 +12,19 @@ use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use redis::Value;
 use tokio::io::AsyncWrite;
 use tokio::sync::{mpsc, oneshot};
 
+use super::down::{Down, Outcome};
 use super::limit::Permit;
 use super::request::{Message, Reply, ReplyTx, Request};
 use super::shared::LaneShared;
+use super::Session;
+use crate::config::LaneConfig;
 use crate::error::{Error, ErrorKind};
 use crate::resp::{Decoder, Frame};
 use crate::transport::Stream;
@@ -30,6 +34,9 @@ use crate::transport::Stream;
 const MAX_WRITE_BATCH: usize = 1 << 20;
 /// Read in chunks of at least this size.
 const READ_CHUNK: usize = 64 * 1024;
+/// A connection that lived this long before it broke counts as having worked: the next
+/// reconnect is tried at once rather than after a backoff pause.
+const STABLE: Duration = Duration::from_secs(1);
 
 /// A request that was written and awaits its replies.
 struct InFlight {
@@ -42,6 +49,8 @@ struct InFlight {
     multi: bool,
     /// Replies kept so far, for multi-reply requests.
     kept: Vec<Value>,
+    /// Where its bytes start in the connection's output, see [`Conn::flushed`].
+    start: u64,
     _permit: Option<Permit>,
 }
 
@@ -74,28 +83,61 @@ pub struct LaneDriver {
     state: Option<DriverState>,
 }
 
+/// What lives as long as the lane: its queue, the callers waiting for `close()`, and
+/// the current connection or the reconnect in progress.
 struct DriverState {
-    stream: Stream,
     rx: mpsc::UnboundedReceiver<Message>,
     shared: Arc<LaneShared>,
-    decoder: Decoder,
-    read_buf: BytesMut,
-    write_buf: BytesMut,
-    in_flight: VecDeque<InFlight>,
     /// Callers of `close()` waiting for the socket to be closed.
     closers: Vec<oneshot::Sender<()>>,
     push_sender: Option<mpsc::Sender<redis::PushInfo>>,
     tally: Tally,
+    link: Link,
+    /// Set for a lane that reconnects when its connection breaks (the shared lane);
+    /// `None` for dedicated lanes, which end instead.
+    redial: Option<Arc<LaneConfig>>,
+    /// Connections in a row that failed or broke right after being made; decides
+    /// whether the next attempt waits a backoff pause.
+    failures: u32,
+}
+
+// `Up` is where a lane spends its life; boxing it would put an indirection on every
+// poll to save bytes only while disconnected.
+#[allow(clippy::large_enum_variant)]
+enum Link {
+    Up(Conn),
+    Down(Down),
+    /// Only while switching between the two.
+    Switching,
+}
+
+/// One connection: its socket, buffers and the requests written on it.
+struct Conn {
+    stream: Stream,
+    decoder: Decoder,
+    read_buf: BytesMut,
+    write_buf: BytesMut,
+    in_flight: VecDeque<InFlight>,
     /// The bytes in the write buffer have already waited one scheduler pass.
     deferred: bool,
+    /// Bytes ever put into / taken out of the write buffer: a request whose first byte
+    /// is at or past `flushed` certainly never left, which matters when the
+    /// connection breaks.
+    appended: u64,
+    flushed: u64,
+    opened: Instant,
 }
 
 impl fmt::Debug for LaneDriver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("LaneDriver");
         if let Some(state) = &self.state {
-            d.field("in_flight", &state.in_flight.len())
-                .field("client_id", &state.shared.client_id);
+            match &state.link {
+                Link::Up(conn) => d.field("in_flight", &conn.in_flight.len()),
+                Link::Down(down) => d.field("reconnecting", down),
+                Link::Switching => &mut d,
+            };
+            d.field("client_id", &state.shared.client_id());
         } else {
             d.field("finished", &true);
         }
@@ -105,29 +147,49 @@ impl fmt::Debug for LaneDriver {
 
 impl LaneDriver {
     pub(crate) fn new(
-        stream: Stream,
+        session: Session,
         rx: mpsc::UnboundedReceiver<Message>,
         shared: Arc<LaneShared>,
-        decoder: Decoder,
-        read_buf: BytesMut,
         push_sender: Option<mpsc::Sender<redis::PushInfo>>,
+        redial: Option<Arc<LaneConfig>>,
     ) -> Self {
         Self {
             state: Some(DriverState {
-                stream,
                 rx,
                 shared,
-                decoder,
-                read_buf,
-                write_buf: BytesMut::with_capacity(16 * 1024),
-                in_flight: VecDeque::new(),
                 closers: Vec::new(),
                 push_sender,
                 tally: Tally::default(),
-                deferred: false,
+                link: Link::Up(Conn::new(session)),
+                redial,
+                failures: 0,
             }),
         }
     }
+}
+
+impl Conn {
+    fn new(session: Session) -> Self {
+        Self {
+            stream: session.stream,
+            decoder: session.decoder,
+            read_buf: session.read_buf,
+            write_buf: BytesMut::with_capacity(16 * 1024),
+            in_flight: VecDeque::new(),
+            deferred: false,
+            appended: 0,
+            flushed: 0,
+            opened: Instant::now(),
+        }
+    }
+}
+
+/// What one step of the driver came to.
+enum Turn {
+    End(Exit),
+    /// The connection broke; a reconnecting lane starts over, others end.
+    Broken(Error),
+    Connected(Box<Session>),
 }
 
 /// Why a poll round ended the lane.
@@ -170,20 +232,45 @@ impl Drop for LaneDriver {
 impl DriverState {
     fn poll_round(&mut self, cx: &mut Context<'_>) -> Poll<Exit> {
         self.shared.abort_waker.register(cx.waker());
+        loop {
+            let turn = match &self.link {
+                Link::Up(_) => self.poll_up(cx),
+                Link::Down(_) => self.poll_down(cx),
+                Link::Switching => Poll::Ready(Turn::End(Exit::Done)),
+            };
+            match turn {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Turn::End(exit)) => return Poll::Ready(exit),
+                Poll::Ready(Turn::Broken(err)) => match self.redial.clone() {
+                    // A lane being closed does not come back.
+                    Some(config) if self.closers.is_empty() && !self.shared.is_closing() => {
+                        self.go_down(config, err);
+                    }
+                    _ => return Poll::Ready(Exit::Failed(err)),
+                },
+                Poll::Ready(Turn::Connected(session)) => self.go_up(session),
+            }
+        }
+    }
+
+    /// One connection's work: write queued requests, read and match replies.
+    fn poll_up(&mut self, cx: &mut Context<'_>) -> Poll<Turn> {
         // Set when this poll yields to let other tasks add to the batch; nothing is
         // written until the next poll.
         let mut yielding = false;
         loop {
             if self.shared.aborted() {
-                return Poll::Ready(Exit::Done);
+                return Poll::Ready(Turn::End(Exit::Done));
             }
             let mut progress = false;
 
             // 1. Take queued requests into the write buffer.
-            match self.intake(cx) {
-                Poll::Ready(exit) => return Poll::Ready(exit),
-                Poll::Pending => {}
+            if let Poll::Ready(exit) = self.intake(cx) {
+                return Poll::Ready(Turn::End(exit));
             }
+            let Link::Up(conn) = &mut self.link else {
+                return Poll::Ready(Turn::End(Exit::Done));
+            };
 
             // 2. Write what the socket takes, but let new work wait one scheduler pass
             //    first. The caller that queued it woke this task, and the runtime runs
@@ -193,44 +280,44 @@ impl DriverState {
             //    lets them join the batch: with 16 callers, ~15 requests per write
             //    instead of ~3. (Measured alternatives, e.g. writing at once while the
             //    server is idle, did no better; see docs/BENCHMARKS.md.)
-            if !self.write_buf.is_empty() && !yielding {
-                if self.deferred {
-                    match self.flush(cx) {
-                        Poll::Ready(Err(err)) => return Poll::Ready(Exit::Failed(err)),
+            if !conn.write_buf.is_empty() && !yielding {
+                if conn.deferred {
+                    match conn.flush(cx, &mut self.tally) {
+                        Poll::Ready(Err(err)) => return Poll::Ready(Turn::Broken(err)),
                         Poll::Ready(Ok(true)) => progress = true,
                         Poll::Ready(Ok(false)) | Poll::Pending => {}
                     }
                 } else {
-                    self.deferred = true;
+                    conn.deferred = true;
                     yielding = true;
                     cx.waker().wake_by_ref();
                 }
             }
 
             // 3. Read and decode every complete frame.
-            if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
-                self.read_buf.reserve(READ_CHUNK);
+            if conn.read_buf.capacity() - conn.read_buf.len() < READ_CHUNK / 4 {
+                conn.read_buf.reserve(READ_CHUNK);
             }
-            match tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, &mut self.read_buf)
+            match tokio_util::io::poll_read_buf(Pin::new(&mut conn.stream), cx, &mut conn.read_buf)
             {
                 Poll::Ready(Ok(0)) => {
-                    return Poll::Ready(Exit::Failed(lost("the server closed the connection")))
+                    return Poll::Ready(Turn::Broken(lost("the server closed the connection")))
                 }
                 Poll::Ready(Ok(_)) => {
                     progress = true;
-                    if let Err(err) = self.decode_all() {
-                        return Poll::Ready(Exit::Failed(err));
+                    if let Err(err) = conn.decode_all(&mut self.tally, self.push_sender.as_ref()) {
+                        return Poll::Ready(Turn::Broken(err));
                     }
                 }
                 Poll::Ready(Err(e)) => {
-                    return Poll::Ready(Exit::Failed(lost_io("reading failed", e)))
+                    return Poll::Ready(Turn::Broken(lost_io("reading failed", e)))
                 }
                 Poll::Pending => {}
             }
 
             // 4. A graceful close ends once everything before it is answered.
-            if !self.closers.is_empty() && self.in_flight.is_empty() && self.write_buf.is_empty() {
-                return Poll::Ready(Exit::Done);
+            if !self.closers.is_empty() && conn.in_flight.is_empty() && conn.write_buf.is_empty() {
+                return Poll::Ready(Turn::End(Exit::Done));
             }
             if !progress {
                 return Poll::Pending;
@@ -238,33 +325,81 @@ impl DriverState {
         }
     }
 
-    /// Writes as much of the write buffer as the socket takes. `Ok(true)` when some
-    /// bytes went out.
-    fn flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<bool, Error>> {
-        let mut wrote = false;
-        while !self.write_buf.is_empty() {
-            match Pin::new(&mut self.stream).poll_write(cx, &self.write_buf) {
-                Poll::Ready(Ok(0)) => {
-                    return Poll::Ready(Err(lost("the socket accepted no bytes")))
-                }
-                Poll::Ready(Ok(n)) => {
-                    self.write_buf.advance(n);
-                    wrote = true;
-                }
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(lost_io("writing failed", e))),
-                Poll::Pending => return Poll::Pending,
-            }
+    /// Between connections: requests wait (up to their deadline) while the reconnect
+    /// runs.
+    fn poll_down(&mut self, cx: &mut Context<'_>) -> Poll<Turn> {
+        if self.shared.aborted() {
+            return Poll::Ready(Turn::End(Exit::Done));
         }
-        // Everything queued so far is on the wire: one batch.
-        self.tally.batches += 1;
-        self.deferred = false;
-        Poll::Ready(Ok(wrote))
+        if let Poll::Ready(exit) = self.intake(cx) {
+            return Poll::Ready(Turn::End(exit));
+        }
+        // Closing while disconnected: nothing is on the wire to wait for.
+        if !self.closers.is_empty() {
+            return Poll::Ready(Turn::End(Exit::Done));
+        }
+        let Link::Down(down) = &mut self.link else {
+            return Poll::Ready(Turn::End(Exit::Done));
+        };
+        down.expire(cx);
+        match down.poll_reconnect(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Outcome::Connected(session)) => Poll::Ready(Turn::Connected(session)),
+            Poll::Ready(Outcome::GaveUp(err)) => Poll::Ready(Turn::End(Exit::Failed(err))),
+        }
     }
 
-    /// Moves queued requests into the write buffer. Returns `Ready` only when the lane
-    /// should end because every handle is gone.
+    /// The connection broke: answer what was on it, then start reconnecting.
+    fn go_down(&mut self, config: Arc<LaneConfig>, cause: Error) {
+        let Link::Up(conn) = std::mem::replace(&mut self.link, Link::Switching) else {
+            return;
+        };
+        self.shared.counters.connection_errors.fetch_add(1, Relaxed);
+        self.shared.set_disconnected();
+        // A connection that breaks right after it was made (a server that takes the
+        // handshake, then fails every command) must not make the lane spin.
+        self.failures = if conn.opened.elapsed() >= STABLE {
+            0
+        } else {
+            self.failures.saturating_add(1)
+        };
+        tracing::warn!(
+            client_id = ?self.shared.client_id(),
+            error = %cause,
+            in_flight = conn.in_flight.len(),
+            "connection lost; reconnecting"
+        );
+        conn.fail(&cause);
+        self.link = Link::Down(Down::new(config, cause, self.failures));
+    }
+
+    /// Connected again: a new generation; what waited goes out first, in order.
+    fn go_up(&mut self, session: Box<Session>) {
+        let Link::Down(mut down) = std::mem::replace(&mut self.link, Link::Switching) else {
+            return;
+        };
+        self.failures = self.failures.max(down.attempts());
+        self.shared.set_reconnected(session.hello.client_id);
+        tracing::info!(
+            client_id = ?session.hello.client_id,
+            attempts = down.attempts(),
+            "reconnected"
+        );
+        self.link = Link::Up(Conn::new(*session));
+        for req in down.take_parked() {
+            self.accept(req);
+        }
+    }
+
+    /// Moves queued requests to the connection (or, while disconnected, to the waiting
+    /// list). Returns `Ready` only when the lane should end because every handle is gone.
     fn intake(&mut self, cx: &mut Context<'_>) -> Poll<Exit> {
-        while self.write_buf.len() < MAX_WRITE_BATCH {
+        loop {
+            if let Link::Up(conn) = &self.link {
+                if conn.write_buf.len() >= MAX_WRITE_BATCH {
+                    break;
+                }
+            }
             match self.rx.poll_recv(cx) {
                 Poll::Ready(Some(Message::Request(req))) => {
                     if !self.closers.is_empty() {
@@ -283,8 +418,118 @@ impl DriverState {
         Poll::Pending
     }
 
-    /// Commits one request to the write buffer, unless its caller already gave up.
     fn accept(&mut self, req: Request) {
+        if req.reply.as_ref().is_some_and(|tx| tx.is_closed()) {
+            // Cancellation contract, rule 1: dropped before written, never written.
+            self.tally.dropped_before_write += 1;
+            return;
+        }
+        match &mut self.link {
+            Link::Up(conn) => {
+                if req
+                    .generation
+                    .is_some_and(|g| g != self.shared.generation())
+                {
+                    let err = lost("the connection this request was meant for was replaced");
+                    answer(req.reply, Err(err.not_sent()));
+                    return;
+                }
+                conn.accept(req, &mut self.tally);
+            }
+            Link::Down(down) => down.park(req),
+            Link::Switching => answer(req.reply, Err(Error::closed().not_sent())),
+        }
+    }
+
+    fn publish_tally(&mut self) {
+        /// Skips the atomic write when there is nothing to add, the common case for
+        /// most counters in a poll.
+        fn add(counter: &AtomicU64, n: u64) {
+            if n > 0 {
+                counter.fetch_add(n, Relaxed);
+            }
+        }
+        let t = std::mem::take(&mut self.tally);
+        let c = &self.shared.counters;
+        add(&c.written_batches, t.batches);
+        add(&c.written_requests, t.requests);
+        add(&c.replies, t.replies);
+        add(&c.server_errors, t.server_errors);
+        add(&c.pushes, t.pushes);
+        add(&c.pushes_dropped, t.pushes_dropped);
+        add(&c.dropped_before_write, t.dropped_before_write);
+        let in_flight = match &self.link {
+            Link::Up(conn) => conn.in_flight.len() as u64,
+            _ => 0,
+        };
+        c.in_flight.store(in_flight, Relaxed);
+    }
+
+    /// Ends the lane: records the cause, answers every caller, closes the socket (by
+    /// dropping it with `self`).
+    fn finish(mut self, exit: Exit) {
+        let cause = match exit {
+            Exit::Done => Error::closed(),
+            Exit::Failed(err) => {
+                if matches!(self.link, Link::Up(_)) {
+                    self.shared.counters.connection_errors.fetch_add(1, Relaxed);
+                }
+                tracing::warn!(client_id = ?self.shared.client_id(), error = %err, "lane failed");
+                err
+            }
+        };
+        self.shared.end(&cause);
+        match std::mem::replace(&mut self.link, Link::Switching) {
+            Link::Up(conn) => conn.fail(&cause),
+            Link::Down(mut down) => {
+                for req in down.take_parked() {
+                    answer(req.reply, Err(cause.not_sent()));
+                }
+            }
+            Link::Switching => {}
+        }
+        // Queued requests were never written: safe to retry elsewhere.
+        self.rx.close();
+        while let Ok(msg) = self.rx.try_recv() {
+            match msg {
+                Message::Request(req) => answer(req.reply, Err(cause.not_sent())),
+                Message::Close(done) => self.closers.push(done),
+            }
+        }
+        self.shared.counters.in_flight.store(0, Relaxed);
+        for done in self.closers.drain(..) {
+            let _ = done.send(());
+        }
+    }
+}
+
+impl Conn {
+    /// Writes as much of the write buffer as the socket takes. `Ok(true)` when some
+    /// bytes went out.
+    fn flush(&mut self, cx: &mut Context<'_>, tally: &mut Tally) -> Poll<Result<bool, Error>> {
+        let mut wrote = false;
+        while !self.write_buf.is_empty() {
+            match Pin::new(&mut self.stream).poll_write(cx, &self.write_buf) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(lost("the socket accepted no bytes")))
+                }
+                Poll::Ready(Ok(n)) => {
+                    self.write_buf.advance(n);
+                    self.flushed += n as u64;
+                    wrote = true;
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(lost_io("writing failed", e))),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        // Everything queued so far is on the wire: one batch.
+        tally.batches += 1;
+        self.deferred = false;
+        Poll::Ready(Ok(wrote))
+    }
+
+    /// Commits one request to the write buffer, unless its caller already gave up.
+    fn accept(&mut self, req: Request, tally: &mut Tally) {
         let Request {
             bytes,
             frames,
@@ -292,16 +537,17 @@ impl DriverState {
             reply,
             commit,
             permit,
+            generation: _,
         } = req;
-        let abandoned =
-            reply.as_ref().is_some_and(|tx| tx.is_closed()) || commit.is_some_and(|c| !c.write());
-        if abandoned {
-            // Cancellation contract, rule 1: dropped before written, never written.
-            self.tally.dropped_before_write += 1;
+        if commit.is_some_and(|c| !c.write()) {
+            // The cancel guard got there first: never written.
+            tally.dropped_before_write += 1;
             return;
         }
+        let start = self.appended;
         self.write_buf.extend_from_slice(&bytes);
-        self.tally.requests += 1;
+        self.appended += bytes.len() as u64;
+        tally.requests += 1;
         if frames == 0 {
             answer(reply, Ok(Reply::One(Value::Nil)));
             return;
@@ -318,25 +564,30 @@ impl DriverState {
             } else {
                 Vec::new()
             },
+            start,
             _permit: permit,
         });
     }
 
-    fn decode_all(&mut self) -> Result<(), Error> {
+    fn decode_all(
+        &mut self,
+        tally: &mut Tally,
+        push_sender: Option<&mpsc::Sender<redis::PushInfo>>,
+    ) -> Result<(), Error> {
         loop {
             match self.decoder.decode(&mut self.read_buf) {
-                Ok(Some(Frame::Reply(value))) => self.on_reply(value)?,
-                Ok(Some(Frame::Push(value))) => self.on_push(value),
+                Ok(Some(Frame::Reply(value))) => self.on_reply(value, tally)?,
+                Ok(Some(Frame::Push(value))) => on_push(value, tally, push_sender),
                 Ok(None) => return Ok(()),
                 Err(e) => return Err(Error::protocol(e.to_string())),
             }
         }
     }
 
-    fn on_reply(&mut self, value: Value) -> Result<(), Error> {
-        self.tally.replies += 1;
+    fn on_reply(&mut self, value: Value, tally: &mut Tally) -> Result<(), Error> {
+        tally.replies += 1;
         if matches!(value, Value::ServerError(_)) {
-            self.tally.server_errors += 1;
+            tally.server_errors += 1;
         }
         let Some(front) = self.in_flight.front_mut() else {
             return Err(Error::protocol(
@@ -364,54 +615,10 @@ impl DriverState {
         Ok(())
     }
 
-    fn on_push(&mut self, value: Value) {
-        self.tally.pushes += 1;
-        let Value::Push { kind, data } = value else {
-            return;
-        };
-        let delivered = match &self.push_sender {
-            Some(tx) => tx.try_send(redis::PushInfo { kind, data }).is_ok(),
-            None => false,
-        };
-        if !delivered {
-            self.tally.pushes_dropped += 1;
-        }
-    }
-
-    fn publish_tally(&mut self) {
-        /// Skips the atomic write when there is nothing to add, the common case for
-        /// most counters in a poll.
-        fn add(counter: &AtomicU64, n: u64) {
-            if n > 0 {
-                counter.fetch_add(n, Relaxed);
-            }
-        }
-        let t = std::mem::take(&mut self.tally);
-        let c = &self.shared.counters;
-        add(&c.written_batches, t.batches);
-        add(&c.written_requests, t.requests);
-        add(&c.replies, t.replies);
-        add(&c.server_errors, t.server_errors);
-        add(&c.pushes, t.pushes);
-        add(&c.pushes_dropped, t.pushes_dropped);
-        add(&c.dropped_before_write, t.dropped_before_write);
-        c.in_flight.store(self.in_flight.len() as u64, Relaxed);
-    }
-
-    /// Ends the lane: records the cause, answers every caller, closes the socket (by
-    /// dropping it with `self`).
-    fn finish(mut self, exit: Exit) {
-        let cause = match exit {
-            Exit::Done => Error::closed(),
-            Exit::Failed(err) => {
-                self.shared.counters.connection_errors.fetch_add(1, Relaxed);
-                tracing::warn!(client_id = ?self.shared.client_id, error = %err, "lane failed");
-                err
-            }
-        };
-        self.shared.end(&cause);
+    /// Answers everything on this connection as it goes away.
+    fn fail(mut self, cause: &Error) {
         // Written requests: the server may or may not have run them.
-        let written_cause = if cause.kind() == ErrorKind::Closed {
+        let unknown = if cause.kind() == ErrorKind::Closed {
             cause.clone()
         } else {
             Error::new(
@@ -419,21 +626,30 @@ impl DriverState {
                 format!("{cause}; the request was in flight, so whether it ran is unknown"),
             )
         };
+        let flushed = self.flushed;
         for pending in self.in_flight.drain(..) {
-            answer(pending.reply, Err(written_cause.clone()));
+            let err = if pending.start >= flushed {
+                // Its bytes never left the write buffer.
+                cause.not_sent()
+            } else {
+                unknown.clone()
+            };
+            answer(pending.reply, Err(err));
         }
-        // Queued requests were never written: safe to retry elsewhere.
-        self.rx.close();
-        while let Ok(msg) = self.rx.try_recv() {
-            match msg {
-                Message::Request(req) => answer(req.reply, Err(cause.not_sent())),
-                Message::Close(done) => self.closers.push(done),
-            }
-        }
-        self.shared.counters.in_flight.store(0, Relaxed);
-        for done in self.closers.drain(..) {
-            let _ = done.send(());
-        }
+    }
+}
+
+fn on_push(value: Value, tally: &mut Tally, push_sender: Option<&mpsc::Sender<redis::PushInfo>>) {
+    tally.pushes += 1;
+    let Value::Push { kind, data } = value else {
+        return;
+    };
+    let delivered = match push_sender {
+        Some(tx) => tx.try_send(redis::PushInfo { kind, data }).is_ok(),
+        None => false,
+    };
+    if !delivered {
+        tally.pushes_dropped += 1;
     }
 }
 

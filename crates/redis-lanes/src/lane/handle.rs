@@ -38,7 +38,7 @@ pub struct Lane {
 impl fmt::Debug for Lane {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Lane")
-            .field("client_id", &self.shared.client_id)
+            .field("client_id", &self.shared.client_id())
             .field("closed", &self.is_closed())
             .finish()
     }
@@ -194,6 +194,7 @@ impl Lane {
             reply: Some(reply),
             commit: None,
             permit: Some(permit),
+            generation: None,
         };
         if self.tx.send(Message::Request(req)).is_err() {
             return Err(self.shared.terminal_error().not_sent());
@@ -211,6 +212,17 @@ impl Lane {
         keep_from: usize,
         commit: Option<Arc<Commit>>,
     ) -> Result<oneshot::Receiver<Result<Reply, Error>>, Error> {
+        self.submit_on(bytes, frames, keep_from, commit, None)
+    }
+
+    fn submit_on(
+        &self,
+        bytes: Vec<u8>,
+        frames: usize,
+        keep_from: usize,
+        commit: Option<Arc<Commit>>,
+        generation: Option<u64>,
+    ) -> Result<oneshot::Receiver<Result<Reply, Error>>, Error> {
         if self.shared.is_closing() {
             return Err(Error::closed().not_sent());
         }
@@ -222,11 +234,37 @@ impl Lane {
             reply: Some(reply),
             commit,
             permit: None,
+            generation,
         };
         self.tx
             .send(Message::Request(req))
             .map_err(|_| self.shared.terminal_error().not_sent())?;
         Ok(rx)
+    }
+
+    /// Queues `CLIENT UNBLOCK <target's id>` on this lane through the control path.
+    /// It is written only on the connection generation `target` was opened under: after
+    /// a reconnect the id may name another client, so the unblock fails instead and the
+    /// caller falls back to closing `target`. `None` when `target`'s id is unknown.
+    pub(crate) fn unblock(
+        &self,
+        target: &Lane,
+    ) -> Option<Result<oneshot::Receiver<Result<Reply, Error>>, Error>> {
+        let id = target.client_id()?;
+        let mut cmd = redis::cmd("CLIENT");
+        cmd.arg("UNBLOCK").arg(id);
+        Some(self.submit_on(
+            cmd.get_packed_command(),
+            1,
+            0,
+            None,
+            Some(target.generation()),
+        ))
+    }
+
+    /// Which connection generation the lane is on (see `LaneShared::generation`).
+    pub(crate) fn generation(&self) -> u64 {
+        self.shared.generation()
     }
 
     /// The error callers get once the lane has ended.
@@ -245,8 +283,10 @@ impl Lane {
     }
 
     /// The server's `CLIENT ID` for this connection, if the handshake could learn it.
+    ///
+    /// A lane that reconnected has a new id.
     pub fn client_id(&self) -> Option<i64> {
-        self.shared.client_id
+        self.shared.client_id()
     }
 
     /// A snapshot of this lane's counters.
@@ -280,7 +320,7 @@ impl Lane {
             .is_err()
         {
             tracing::warn!(
-                client_id = ?self.shared.client_id,
+                client_id = ?self.shared.client_id(),
                 "close timed out; cutting off requests still in flight"
             );
             self.shared.abort();

@@ -38,6 +38,10 @@ pub(crate) struct Request {
     pub(crate) commit: Option<Arc<Commit>>,
     /// The in-flight slot this request holds until it is answered or discarded.
     pub(crate) permit: Option<Permit>,
+    /// Written only on this connection generation of the lane; `None`: on any. A
+    /// `CLIENT UNBLOCK <id>` names a connection of one server's life: after a reconnect
+    /// the id may belong to someone else.
+    pub(crate) generation: Option<u64>,
 }
 
 /// A message on a lane's queue. One queue carries both requests and control messages,

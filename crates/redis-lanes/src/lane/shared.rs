@@ -2,7 +2,7 @@
 //! queue: if it did, the driver would keep its own queue open and never notice that the
 //! last handle is gone.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,7 +25,11 @@ pub(crate) struct Counters {
     pub(crate) dropped_before_write: AtomicU64,
     pub(crate) timeouts: AtomicU64,
     pub(crate) connection_errors: AtomicU64,
+    pub(crate) reconnects: AtomicU64,
 }
+
+/// `CLIENT ID` values are positive; this marks "not known" (an ACL denied asking).
+const NO_ID: i64 = i64::MIN;
 
 #[derive(Debug)]
 pub(crate) struct LaneShared {
@@ -40,7 +44,15 @@ pub(crate) struct LaneShared {
     /// Set when `close()` ran out of time: the driver fails what is left and ends.
     abort: AtomicBool,
     pub(crate) abort_waker: AtomicWaker,
-    pub(crate) client_id: Option<i64>,
+    /// The connection's `CLIENT ID`; replaced when the lane reconnects.
+    client_id: AtomicI64,
+    /// Which connection the lane is on: bumped by every reconnect. A dedicated lane
+    /// stores the shared lane's generation it was opened under, so a connection from
+    /// before a break is recognised and discarded; shared through an `Arc` so pools can
+    /// compare against the live value.
+    pub(crate) generation: Arc<AtomicU64>,
+    /// `false` while a reconnecting lane has no connection.
+    connected: AtomicBool,
     pub(crate) db: i64,
     pub(crate) response_timeout: Option<Duration>,
     pub(crate) close_timeout: Duration,
@@ -50,6 +62,7 @@ impl LaneShared {
     pub(crate) fn new(
         max_in_flight: usize,
         client_id: Option<i64>,
+        generation: Arc<AtomicU64>,
         db: i64,
         response_timeout: Option<Duration>,
         close_timeout: Duration,
@@ -61,11 +74,39 @@ impl LaneShared {
             closing: AtomicBool::new(false),
             abort: AtomicBool::new(false),
             abort_waker: AtomicWaker::new(),
-            client_id,
+            client_id: AtomicI64::new(client_id.unwrap_or(NO_ID)),
+            generation,
+            connected: AtomicBool::new(true),
             db,
             response_timeout,
             close_timeout,
         }
+    }
+
+    pub(crate) fn client_id(&self) -> Option<i64> {
+        let id = self.client_id.load(Relaxed);
+        (id != NO_ID).then_some(id)
+    }
+
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Relaxed)
+    }
+
+    pub(crate) fn is_connected(&self) -> bool {
+        self.connected.load(Relaxed) && !self.has_ended()
+    }
+
+    /// The driver lost its connection and is reconnecting.
+    pub(crate) fn set_disconnected(&self) {
+        self.connected.store(false, Relaxed);
+    }
+
+    /// The driver is on a new connection: a new generation with its own `CLIENT ID`.
+    pub(crate) fn set_reconnected(&self, client_id: Option<i64>) {
+        self.client_id.store(client_id.unwrap_or(NO_ID), Relaxed);
+        self.generation.fetch_add(1, Relaxed);
+        self.counters.reconnects.fetch_add(1, Relaxed);
+        self.connected.store(true, Relaxed);
     }
 
     /// Records why the lane ended (the first cause wins) and wakes every caller
@@ -130,7 +171,8 @@ impl LaneShared {
             dropped_before_write: c.dropped_before_write.load(Relaxed),
             timeouts: c.timeouts.load(Relaxed),
             connection_errors: c.connection_errors.load(Relaxed),
-            connected: !ended,
+            reconnects: c.reconnects.load(Relaxed),
+            connected: self.is_connected(),
             // The blocking side is filled in by the client that owns the pool.
             ..Stats::default()
         }

@@ -16,8 +16,11 @@ use std::time::Duration;
 
 use redis::{Arg, Cmd, Pipeline};
 
+mod readonly;
 #[cfg(test)]
 mod tests;
+
+pub(crate) use readonly::{is_read_only_cmd, is_read_only_pipeline};
 
 /// Where a command goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,7 +137,7 @@ const AUTH: &str = "AUTH would change the identity of the shared connection unde
 
 /// Longest command name or option this module needs to recognise, plus room to reject
 /// longer ones without allocating.
-const NAME_BUF: usize = 16;
+const NAME_BUF: usize = 24;
 
 /// A short word, upper-cased on the stack.
 struct Upper {
