@@ -19,10 +19,13 @@ async fn client_with(
     buffer: usize,
     overflow: OverflowPolicy,
 ) -> Client {
+    // These tests drive reconnection by hand, with `reconnect()`; automatic
+    // reconnection has its own tests in `pubsub_reconnect.rs`.
     Client::builder(&server.url())
         .protocol(protocol)
         .subscriber_buffer(buffer)
         .subscriber_overflow(overflow)
+        .reconnect(false)
         .connect()
         .await
         .expect("connect")

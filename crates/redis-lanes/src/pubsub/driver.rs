@@ -3,17 +3,20 @@
 //! It is a small state machine, polled by one spawned task:
 //!
 //! ```text
-//!   Connected ──(lost, overflow, refused restore)──▶ Disconnected
-//!       ▲  │                                              │
-//!       │  └──────────(reconnect())──────┐                │ reconnect()
-//!       │                                ▼                ▼
-//!       └──────(socket open, restore)── Connecting ◀──────┘
+//!   Connected ──(lost, overflow, refused restore)──▶ Waiting (backoff) ──┐
+//!       ▲  │                          │ (reconnect off, gave up,          │
+//!       │  │                          ▼  refused for good)                │
+//!       │  │                     Disconnected ──(reconnect())──┐        │
+//!       │  └──────────(reconnect())──────┐                     │        │
+//!       │                                ▼                     ▼        │
+//!       └──────(socket open, restore)── Connecting ◀─────────────────────┘
 //! ```
 //!
 //! The subscriptions live here, not in the connection, so they survive it: they are
-//! updated from the server's confirmations and restored on each new connection. Automatic
-//! reconnection would hook in at the `Down` transition, turning it into `Connect` after
-//! a backoff; the states and the restore already exist for it.
+//! updated from the server's confirmations and restored on each new connection. With
+//! the builder's reconnect on (the default), a lost connection is re-opened after the
+//! builder's backoff; a refusal (credentials, ACL on a channel) or the attempt limit
+//! leaves the subscriber disconnected until `reconnect()`.
 //!
 //! The task ends when the handle is gone (its queue closes), and the handle also aborts
 //! it on drop, so no task outlives its [`Subscriber`](crate::Subscriber).
@@ -24,7 +27,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use std::time::Duration;
+
 use tokio::sync::mpsc;
+use tokio::time::Sleep;
 
 use super::conn::Conn;
 use super::connect::{self, Opened};
@@ -32,6 +38,7 @@ use super::shared::{Command, ReplyTx, Shared};
 use super::subs::Subscriptions;
 use crate::config::LaneConfig;
 use crate::error::{Error, ErrorKind};
+use crate::reconnect::ReconnectOptions;
 
 type Connecting = Pin<Box<dyn Future<Output = Result<Opened, Error>> + Send>>;
 
@@ -46,11 +53,32 @@ pub(super) struct Core {
     pub(super) reconnecting: Vec<ReplyTx>,
     /// Commands that arrived while connecting, run once connected (in order).
     pub(super) deferred: VecDeque<Command>,
+    /// Failed connection attempts in a row.
+    attempts: u32,
 }
 
 impl Core {
+    /// The pause before reconnecting on its own after `cause`, or `None` to stay
+    /// disconnected: reconnect is off, the attempt limit is reached, or the server
+    /// refused something that trying again cannot fix.
+    fn reconnect_pause(&self, cause: &Error, was_up: bool) -> Option<Duration> {
+        let options = &self.config.reconnect;
+        let refused = ReconnectOptions::is_final(cause) || cause.kind() == ErrorKind::Server;
+        let exhausted = options.max_attempts.is_some_and(|max| self.attempts >= max);
+        if !options.enabled || refused || exhausted {
+            return None;
+        }
+        // A connection that worked is re-opened at once; failed attempts back off.
+        Some(if was_up {
+            Duration::ZERO
+        } else {
+            options.backoff(self.attempts)
+        })
+    }
+
     /// The connection is up and every subscription restored.
     pub(super) fn up(&mut self) {
+        self.attempts = 0;
         self.shared.set_connected(true);
         for reply in self.reconnecting.drain(..) {
             let _ = reply.send(Ok(()));
@@ -62,6 +90,8 @@ enum State {
     // Boxed: a connection is large, and the other states are small.
     Connected(Box<Conn>),
     Connecting(Connecting),
+    /// Backing off before reconnecting on its own.
+    Waiting(Pin<Box<Sleep>>),
     Disconnected(Error),
 }
 
@@ -97,6 +127,7 @@ impl Driver {
             subs: Subscriptions::default(),
             reconnecting: Vec::new(),
             deferred: VecDeque::new(),
+            attempts: 0,
         };
         let conn = Conn::new(opened, &mut core);
         Self {
@@ -142,23 +173,35 @@ impl Driver {
                     _ => false,
                 };
                 core.shared.set_connection(false, None);
+                if !was_up {
+                    core.attempts = core.attempts.saturating_add(1);
+                }
+                let pause = core.reconnect_pause(&cause, was_up);
                 if was_up {
                     tracing::warn!(error = %cause, "subscriber connection lost");
                     // The consumer sees the gap after the messages that came before it.
                     core.shared.inbox.lost(cause.clone());
-                } else {
-                    // A reconnection failed: its caller gets the error; the stream had
-                    // already reported the loss and just ends again.
-                    core.shared.inbox.set_open(false);
                 }
                 for reply in core.reconnecting.drain(..) {
                     let _ = reply.send(Err(cause.clone()));
                 }
-                let refused = disconnected(&cause);
-                for command in core.deferred.drain(..) {
-                    refuse(command, &refused);
+                if let Some(pause) = pause {
+                    // Reconnecting on its own: the stream waits (it reported the gap),
+                    // and commands given meanwhile wait for the new connection.
+                    core.shared.inbox.set_open(true);
+                    State::Waiting(Box::pin(tokio::time::sleep(pause)))
+                } else {
+                    if !was_up {
+                        // A reconnection failed: the stream had already reported the
+                        // loss and just ends again.
+                        core.shared.inbox.set_open(false);
+                    }
+                    let refused = disconnected(&cause);
+                    for command in core.deferred.drain(..) {
+                        refuse(command, &refused);
+                    }
+                    State::Disconnected(cause)
                 }
-                State::Disconnected(cause)
             }
         };
     }
@@ -173,6 +216,7 @@ impl Future for Driver {
             let step = match &mut this.state {
                 State::Connected(conn) => conn.poll(&mut this.core, cx),
                 State::Connecting(attempt) => poll_connecting(&mut this.core, attempt, cx),
+                State::Waiting(pause) => poll_waiting(&mut this.core, pause, cx),
                 State::Disconnected(cause) => poll_disconnected(&mut this.core, cause, cx),
             };
             match step {
@@ -198,6 +242,22 @@ fn poll_connecting(core: &mut Core, attempt: &mut Connecting, cx: &mut Context<'
         Ok(opened) => Next::Opened(Box::new(opened)),
         Err(err) => Next::Down(err),
     })
+}
+
+/// While backing off: like connecting, and `reconnect()` cuts the pause short.
+fn poll_waiting(core: &mut Core, pause: &mut Pin<Box<Sleep>>, cx: &mut Context<'_>) -> Poll<Next> {
+    loop {
+        match core.rx.poll_recv(cx) {
+            Poll::Ready(None) => return Poll::Ready(Next::Exit),
+            Poll::Ready(Some(Command::Reconnect(reply))) => {
+                core.reconnecting.push(reply);
+                return Poll::Ready(Next::Connect);
+            }
+            Poll::Ready(Some(command)) => core.deferred.push_back(command),
+            Poll::Pending => break,
+        }
+    }
+    pause.as_mut().poll(cx).map(|()| Next::Connect)
 }
 
 /// While disconnected: commands fail at once (nothing was sent), `reconnect()` connects.

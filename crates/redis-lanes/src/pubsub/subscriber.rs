@@ -41,11 +41,16 @@ use crate::error::{Error, ErrorKind};
 ///
 /// When the connection ends (lost, killed, or closed by the `Disconnect` overflow
 /// policy), the stream yields the messages received before, then one `Err` with the
-/// cause, then ends (`None`). Nothing reconnects on its own:
-/// [`reconnect`](Self::reconnect) opens a new connection, restores the subscriptions, and
-/// the stream yields messages again. So `Subscriber` is deliberately not a
-/// `FusedStream`: after a `None`, a successful `reconnect()` revives it. Messages
-/// published while disconnected are not delivered.
+/// cause, marking the gap: messages published while disconnected are not delivered.
+///
+/// With [`Builder::reconnect`](crate::Builder::reconnect) on (the default), the
+/// subscriber then reconnects on its own, with the client's backoff, and restores every
+/// subscription; the stream carries on. Commands given meanwhile wait for the new
+/// connection. It stays disconnected, and the stream ends (`None`), only when reconnect
+/// is off, the attempt limit is reached, or the server refuses the credentials or a
+/// restored subscription; [`reconnect`](Self::reconnect) then tries again by hand. So
+/// `Subscriber` is deliberately not a `FusedStream`: after a `None`, a successful
+/// `reconnect()` revives it.
 ///
 /// # Examples
 ///
@@ -59,12 +64,10 @@ use crate::error::{Error, ErrorKind};
 /// loop {
 ///     match subscriber.next().await {
 ///         Some(Ok(message)) => println!("{:?}: {:?}", message.channel_str(), message.payload_str()),
-///         // The connection ended: restore every subscription on a new one.
-///         Some(Err(err)) => {
-///             eprintln!("subscriber lost: {err}");
-///             subscriber.reconnect().await?;
-///         }
-///         None => break,
+///         // A gap: the subscriber is reconnecting on its own.
+///         Some(Err(err)) => eprintln!("subscriber lost messages: {err}"),
+///         // It gave up (or reconnect is off): try again by hand.
+///         None => subscriber.reconnect().await?,
 ///     }
 /// }
 /// # Ok(()) }
@@ -299,19 +302,11 @@ impl Subscriber {
     /// Dropping the future does not stop the reconnection: it carries on in the
     /// subscriber's task, and a later call joins it if it is still running.
     pub async fn reconnect(&self) -> Result<(), Error> {
-        self.start_reconnect()?
-            .await
-            .unwrap_or_else(|_| Err(Error::closed()))
-    }
-
-    /// Starts a reconnection without waiting for it: the hook automatic reconnection
-    /// will use. The receiver gets the outcome.
-    pub(crate) fn start_reconnect(&self) -> Result<oneshot::Receiver<Result<(), Error>>, Error> {
         let (reply, done) = oneshot::channel();
         self.tx
             .send(Command::Reconnect(reply))
             .map_err(|_| Error::closed().not_sent())?;
-        Ok(done)
+        done.await.unwrap_or_else(|_| Err(Error::closed()))
     }
 
     /// The server's `CLIENT ID` of the current connection; `None` while disconnected,
