@@ -151,7 +151,9 @@ async fn next_reply(
 fn tolerated(step: Step, err: &ServerError) -> bool {
     // A least-privilege ACL answers `NOPERM` here: that is not a credentials problem.
     // A failed AUTH earlier in the batch makes this step fail with `NOAUTH`, which is.
-    step == Step::ClientId && !matches!(err.code(), "NOAUTH" | "WRONGPASS")
+    // A "not now" refusal (maxclients) is sent before the server reads anything, so it
+    // lands on whatever step comes first, this one included.
+    step == Step::ClientId && !matches!(err.code(), "NOAUTH" | "WRONGPASS") && !is_not_ready(err)
 }
 
 /// Refusals that say "not now" rather than "never": a server loading its dataset, a

@@ -164,6 +164,9 @@ impl Pool {
         if self.closed.load(Relaxed) || !self.is_current(&lane) {
             return;
         }
+        // After a reconnect of the shared lane, idle lanes from before it are closed
+        // now rather than when the reaper or a lease gets to them.
+        idle.retain(|entry| self.is_current(&entry.lane));
         idle.push(Idle {
             lane,
             since: Instant::now(),

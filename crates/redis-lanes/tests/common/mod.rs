@@ -92,3 +92,5 @@ pub(crate) fn lanes_error(err: &redis::RedisError) -> redis_lanes::Error {
         .cloned()
         .unwrap_or_else(|| panic!("not a redis-lanes error: {err:?}"))
 }
+
+pub(crate) mod load;
