@@ -299,3 +299,33 @@ async fn a_user_without_client_id_permission_still_connects() {
     let v: i64 = app.get("k").await.unwrap();
     assert_eq!(v, 1);
 }
+
+#[tokio::test]
+async fn an_acl_denial_in_the_handshake_is_an_auth_error_at_connect() {
+    let server = common::server();
+    let mut admin = common::side(&server).await;
+    let _: () = redis::cmd("ACL")
+        .arg(&["SETUSER", "bob", "on", ">pw", "~*", "+@all", "-select"])
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let url = format!("redis://bob:pw@127.0.0.1:{}/2", server.port());
+    let started = std::time::Instant::now();
+    let err = Client::connect(&url).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Auth, "{err}");
+    assert!(err.to_string().contains("NOPERM"), "{err}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "no retry loop"
+    );
+    // A disabled user is refused the same way.
+    let _: () = redis::cmd("ACL")
+        .arg(&["SETUSER", "bob", "off"])
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let err = Client::connect(&format!("redis://bob:pw@127.0.0.1:{}", server.port()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Auth, "{err}");
+}
