@@ -35,7 +35,8 @@
 //! - `pubsub/`: the [`Subscriber`], a dedicated pub/sub connection with a bounded buffer.
 //! - `resp/`: an incremental RESP2/RESP3 decoder into [`redis::Value`] with limits on
 //!   bulk length, nesting depth and frame size.
-//! - `handshake.rs`, `transport.rs`, `url.rs`, `config.rs`: connecting.
+//! - `handshake.rs`, `transport.rs`, `url.rs`, `config.rs`: connecting;
+//!   `reconnect.rs` and `lane/down.rs`: the reconnect policy and the disconnected state.
 //! - [`Error`] (`error.rs`): one opaque error with [`ErrorKind`].
 //!
 //! # Cancel safety
@@ -65,6 +66,33 @@
 //! gracefully instead: new commands are refused, blocking calls in flight are cancelled
 //! on the server (their callers get [`ErrorKind::Closed`], raced data is recovered),
 //! ordinary commands already sent are answered, then the sockets close.
+//!
+//! # When the connection breaks
+//!
+//! The shared lane reconnects on its own, with exponential backoff and jitter
+//! ([`Builder::reconnect_backoff`], [`Builder::reconnect_max_attempts`]). Nothing is
+//! silently sent twice:
+//!
+//! - a request that was **written** when the connection broke fails with
+//!   [`ErrorKind::ConnectionLost`] and [`Error::is_outcome_unknown`]: the server may or
+//!   may not have run it. Only with [`Builder::retry_read_only`] is a command known to be
+//!   read-only (`GET`, `HGETALL`, ...) sent once more;
+//! - a request that was **not written** yet waits for the new connection, up to
+//!   [`Builder::disconnected_wait`] (or fails at once with [`Builder::fail_fast`]), and
+//!   then fails marked [retry-safe](Error::is_retry_safe);
+//! - a refusal on reconnect (credentials that stopped working, a database that is gone)
+//!   ends the client with that error ([`ErrorKind::Auth`], [`ErrorKind::Handshake`]),
+//!   never an endless retry loop; `maxclients` or `LOADING` are retried;
+//! - blocking and exclusive lanes opened before the break are never reused: each is
+//!   stamped with the shared lane's connection generation, and a pool closes lanes from
+//!   an older one. A blocking call pending when its connection dies gets an error and is
+//!   not re-sent; `CLIENT UNBLOCK` is only ever sent on the connection generation its
+//!   target was opened under;
+//! - a [`Subscriber`] reconnects too, restores its subscriptions, and its stream reports
+//!   the gap with one `Err` item.
+//!
+//! [`Stats::reconnects`] counts the reconnects and [`Stats::connected`] tells whether the
+//! shared lane is up.
 //!
 //! # Refused commands
 //!
