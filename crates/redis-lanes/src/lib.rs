@@ -79,7 +79,8 @@
 //!   read-only (`GET`, `HGETALL`, ...) sent once more;
 //! - a request that was **not written** yet waits for the new connection, up to
 //!   [`Builder::disconnected_wait`] (or fails at once with [`Builder::fail_fast`]), and
-//!   then fails marked [retry-safe](Error::is_retry_safe);
+//!   then fails marked [retry-safe](Error::is_retry_safe). Blocking and exclusive calls
+//!   wait the same way for their dedicated lane to open;
 //! - a refusal on reconnect (credentials that stopped working, a database that is gone)
 //!   ends the client with that error ([`ErrorKind::Auth`], [`ErrorKind::Handshake`]),
 //!   never an endless retry loop; `maxclients` or `LOADING` are retried;

@@ -127,11 +127,7 @@ impl Pool {
         let lane = match self.pop_idle() {
             Some(lane) => lane,
             None => {
-                let (lane, driver) = lane::open_dedicated(
-                    Arc::clone(&self.lane_config),
-                    self.generation.load(Relaxed),
-                )
-                .await?;
+                let (lane, driver) = self.open_lane().await?;
                 // The task owns only the driver: it ends when the lane's last handle
                 // (held by this pool or a lease) is dropped.
                 tokio::spawn(driver);
@@ -143,6 +139,33 @@ impl Pool {
             pool: Arc::clone(self),
             _permit: permit,
         })
+    }
+
+    /// Opens a lane. While the server cannot be reached, tries again with the
+    /// reconnect backoff for up to `disconnected_wait`, as a shared-lane request waits
+    /// for its lane to come back; a refusal (credentials, database) fails at once.
+    async fn open_lane(&self) -> Result<(Lane, lane::LaneDriver), Error> {
+        let options = &self.lane_config.reconnect;
+        let deadline = tokio::time::Instant::now() + options.wait;
+        let mut attempt = 0;
+        loop {
+            let generation = self.generation.load(Relaxed);
+            let err = match lane::open_dedicated(Arc::clone(&self.lane_config), generation).await {
+                Ok(opened) => return Ok(opened),
+                Err(err) => err,
+            };
+            attempt += 1;
+            let pause = options.backoff(attempt);
+            let retry = options.enabled
+                && err.kind() == ErrorKind::Connect
+                && !self.closed.load(Relaxed)
+                && tokio::time::Instant::now() + pause < deadline;
+            if !retry {
+                return Err(err);
+            }
+            tracing::debug!(what = self.config.what, attempt, error = %err, "opening a lane failed; retrying");
+            tokio::time::sleep(pause).await;
+        }
     }
 
     fn pop_idle(&self) -> Option<Lane> {

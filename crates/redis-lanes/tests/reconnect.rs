@@ -404,3 +404,45 @@ async fn a_blocking_call_pending_when_the_server_dies_fails_and_is_never_resent(
         .unwrap();
     assert!(!list.contains("cmd=blpop"), "{list}");
 }
+
+#[tokio::test]
+async fn blocking_and_exclusive_calls_issued_while_the_server_is_down_wait_for_it() {
+    let mut server = common::server();
+    let client = Client::builder(&server.url())
+        .disconnected_wait(GENEROUS)
+        .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200))
+        .connect()
+        .await
+        .unwrap();
+    server.stop();
+    until_disconnected(&client).await;
+
+    let mut conn = client.clone();
+    let pop =
+        tokio::spawn(async move { conn.blpop::<_, Option<(String, String)>>("q", 0.2).await });
+    let ex_client = client.clone();
+    let exclusive = tokio::spawn(async move {
+        let mut ex = ex_client.exclusive().await?;
+        ex.incr::<_, _, i64>("n", 1)
+            .await
+            .map_err(|e| common::lanes_error(&e))
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !pop.is_finished() && !exclusive.is_finished(),
+        "they should wait"
+    );
+    server.restart().unwrap();
+    let popped = tokio::time::timeout(GENEROUS, pop)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(popped, None);
+    let n = tokio::time::timeout(GENEROUS, exclusive)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(n, 1);
+}

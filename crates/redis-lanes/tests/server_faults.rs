@@ -192,7 +192,12 @@ async fn debug_sleep_trips_the_response_timeout_and_the_lane_stays_in_step() {
 #[tokio::test]
 async fn maxclients_reached_is_a_clear_connect_error_and_not_fatal() {
     let server = common::server_with(&["--maxclients", "2"]);
-    let client = common::client(&server).await; // connection 1
+    // Fail fast: otherwise the blocking call would wait (retrying) for a free slot.
+    let client = Client::builder(&server.url())
+        .fail_fast()
+        .connect()
+        .await
+        .unwrap(); // connection 1
     let mut side = common::side(&server).await; // connection 2
                                                 // A blocking call needs a third connection.
     let mut conn = client.clone();

@@ -71,8 +71,10 @@ struct Tally {
 ///
 /// Returned by [`Builder::pair`](crate::Builder::pair). Nothing happens on the lane
 /// until this future is polled, typically with `tokio::spawn(driver)`. It completes when
-/// the lane ends: every [`Lane`](crate::Lane) handle dropped, `close()` finished, or
-/// the connection failed.
+/// the lane ends: every [`Lane`](crate::Lane) handle dropped, `close()` finished, or the
+/// connection failed for good. A broken connection is re-opened by the driver itself
+/// (see "When the connection breaks" in the crate documentation), unless
+/// [`Builder::reconnect`](crate::Builder::reconnect) turned that off.
 ///
 /// # Drop behavior
 ///
