@@ -49,13 +49,7 @@ async fn client_kill_mid_load_loses_nothing_and_duplicates_nothing() {
     })
     .await;
     assert!(started);
-    let killed: i64 = redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("ID")
-        .arg(id)
-        .query_async(&mut side)
-        .await
-        .unwrap();
+    let killed = common::kill_client(&mut side, id).await;
     assert_eq!(killed, 1);
     let (mut acked, mut unknown, mut not_sent) = (0, 0, 0);
     for task in tasks {

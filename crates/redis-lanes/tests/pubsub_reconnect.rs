@@ -63,13 +63,8 @@ async fn a_killed_subscriber_resubscribes_on_its_own() {
         sub.subscribe("c").await.unwrap();
         sub.psubscribe("p.*").await.unwrap();
         let old = sub.client_id().unwrap();
-        let _: i64 = redis::cmd("CLIENT")
-            .arg("KILL")
-            .arg("ID")
-            .arg(old)
-            .query_async(&mut side)
-            .await
-            .unwrap();
+        let killed = common::kill_client(&mut side, old).await;
+        assert_eq!(killed, 1);
 
         // The gap is reported once, and the stream does not end.
         let err = tokio::time::timeout(GENEROUS, sub.next())

@@ -7,7 +7,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use redis::{AsyncCommands, Value};
-use redis_lanes::{Client, ErrorKind};
+use redis_lanes::{Builder, Client, ErrorKind};
+use redis_lanes_testkit::RedisServer;
 
 const GENEROUS: Duration = Duration::from_secs(10);
 
@@ -51,6 +52,20 @@ async fn until_disconnected(client: &Client) {
     })
     .await;
     assert!(down, "the client did not notice the server is gone");
+}
+
+/// A client (fast backoff, plus `options`) whose server has just been killed: the
+/// client has noticed and is reconnecting.
+async fn client_with_server_down(
+    server: &mut RedisServer,
+    options: impl FnOnce(Builder) -> Builder,
+) -> Client {
+    let builder = Client::builder(&server.url())
+        .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200));
+    let client = options(builder).connect().await.unwrap();
+    server.stop();
+    until_disconnected(&client).await;
+    client
 }
 
 #[tokio::test]
@@ -113,14 +128,7 @@ async fn read_only_commands_are_retried_when_opted_in_and_writes_never() {
 #[tokio::test]
 async fn commands_issued_while_the_server_is_down_wait_for_it() {
     let mut server = common::server();
-    let client = Client::builder(&server.url())
-        .disconnected_wait(GENEROUS)
-        .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200))
-        .connect()
-        .await
-        .unwrap();
-    server.stop();
-    until_disconnected(&client).await;
+    let client = client_with_server_down(&mut server, |b| b.disconnected_wait(GENEROUS)).await;
 
     let mut conn = client.clone();
     let waiting = tokio::spawn(async move {
@@ -150,14 +158,7 @@ async fn commands_issued_while_the_server_is_down_wait_for_it() {
 #[tokio::test]
 async fn fail_fast_fails_at_once_while_disconnected() {
     let mut server = common::server();
-    let client = Client::builder(&server.url())
-        .fail_fast()
-        .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200))
-        .connect()
-        .await
-        .unwrap();
-    server.stop();
-    until_disconnected(&client).await;
+    let client = client_with_server_down(&mut server, |b| b.fail_fast()).await;
 
     let mut conn = client.clone();
     let started = Instant::now();
@@ -179,13 +180,10 @@ async fn fail_fast_fails_at_once_while_disconnected() {
 #[tokio::test]
 async fn a_request_waits_no_longer_than_disconnected_wait() {
     let mut server = common::server();
-    let client = Client::builder(&server.url())
-        .disconnected_wait(Duration::from_millis(300))
-        .connect()
-        .await
-        .unwrap();
-    server.stop();
-    until_disconnected(&client).await;
+    let client = client_with_server_down(&mut server, |b| {
+        b.disconnected_wait(Duration::from_millis(300))
+    })
+    .await;
 
     let mut conn = client.clone();
     let started = Instant::now();
@@ -247,13 +245,7 @@ async fn credentials_that_stop_working_end_the_client_with_an_auth_error() {
         .query_async(&mut side)
         .await
         .unwrap();
-    let _: i64 = redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("ID")
-        .arg(client.client_id().unwrap())
-        .query_async(&mut side)
-        .await
-        .unwrap();
+    common::kill_client(&mut side, client.client_id().unwrap()).await;
 
     let ended = common::eventually(GENEROUS, || {
         let client = client.clone();
@@ -315,13 +307,8 @@ async fn dedicated_lanes_from_before_a_break_are_closed_not_reused() {
     let old = dedicated_ids(&mut side, "generations", old_shared).await;
     assert_eq!(old.len(), 2, "{old:?}");
 
-    let _: i64 = redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("ID")
-        .arg(old_shared)
-        .query_async(&mut side)
-        .await
-        .unwrap();
+    let killed = common::kill_client(&mut side, old_shared).await;
+    assert_eq!(killed, 1);
     until_connected(&client).await;
     assert!(
         common::eventually(GENEROUS, || {
@@ -408,14 +395,7 @@ async fn a_blocking_call_pending_when_the_server_dies_fails_and_is_never_resent(
 #[tokio::test]
 async fn blocking_and_exclusive_calls_issued_while_the_server_is_down_wait_for_it() {
     let mut server = common::server();
-    let client = Client::builder(&server.url())
-        .disconnected_wait(GENEROUS)
-        .reconnect_backoff(Duration::from_millis(20), Duration::from_millis(200))
-        .connect()
-        .await
-        .unwrap();
-    server.stop();
-    until_disconnected(&client).await;
+    let client = client_with_server_down(&mut server, |b| b.disconnected_wait(GENEROUS)).await;
 
     let mut conn = client.clone();
     let pop =

@@ -233,13 +233,8 @@ async fn maxclients_reached_is_a_clear_connect_error_and_not_fatal() {
     // The idle blocking lane and the side connection fill both slots, so the shared
     // lane's reconnect is refused until there is room.
     let id = client.client_id().unwrap();
-    let _: i64 = redis::cmd("CLIENT")
-        .arg("KILL")
-        .arg("ID")
-        .arg(id)
-        .query_async(&mut side)
-        .await
-        .unwrap();
+    let killed = common::kill_client(&mut side, id).await;
+    assert_eq!(killed, 1);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!client.stats().connected);
     assert!(!client.is_closed(), "maxclients must not end the client");

@@ -246,31 +246,36 @@ fn poll_connecting(core: &mut Core, attempt: &mut Connecting, cx: &mut Context<'
 
 /// While backing off: like connecting, and `reconnect()` cuts the pause short.
 fn poll_waiting(core: &mut Core, pause: &mut Pin<Box<Sleep>>, cx: &mut Context<'_>) -> Poll<Next> {
-    loop {
-        match core.rx.poll_recv(cx) {
-            Poll::Ready(None) => return Poll::Ready(Next::Exit),
-            Poll::Ready(Some(Command::Reconnect(reply))) => {
-                core.reconnecting.push(reply);
-                return Poll::Ready(Next::Connect);
-            }
-            Poll::Ready(Some(command)) => core.deferred.push_back(command),
-            Poll::Pending => break,
-        }
+    if let Some(next) = take_commands(core, cx, |core, command| core.deferred.push_back(command)) {
+        return Poll::Ready(next);
     }
     pause.as_mut().poll(cx).map(|()| Next::Connect)
 }
 
 /// While disconnected: commands fail at once (nothing was sent), `reconnect()` connects.
 fn poll_disconnected(core: &mut Core, cause: &Error, cx: &mut Context<'_>) -> Poll<Next> {
+    match take_commands(core, cx, |_, command| refuse(command, &disconnected(cause))) {
+        Some(next) => Poll::Ready(next),
+        None => Poll::Pending,
+    }
+}
+
+/// Takes the queued commands while there is no connection: `reconnect()` connects now,
+/// others go to `other`. `None` once the queue is empty for now.
+fn take_commands(
+    core: &mut Core,
+    cx: &mut Context<'_>,
+    mut other: impl FnMut(&mut Core, Command),
+) -> Option<Next> {
     loop {
         match core.rx.poll_recv(cx) {
-            Poll::Ready(None) => return Poll::Ready(Next::Exit),
+            Poll::Ready(None) => return Some(Next::Exit),
             Poll::Ready(Some(Command::Reconnect(reply))) => {
                 core.reconnecting.push(reply);
-                return Poll::Ready(Next::Connect);
+                return Some(Next::Connect);
             }
-            Poll::Ready(Some(command)) => refuse(command, &disconnected(cause)),
-            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Some(command)) => other(core, command),
+            Poll::Pending => return None,
         }
     }
 }

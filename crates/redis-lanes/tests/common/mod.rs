@@ -86,6 +86,17 @@ where
     }
 }
 
+/// `CLIENT KILL ID <id>` from `side`; returns how many connections were killed.
+pub(crate) async fn kill_client(side: &mut redis::aio::MultiplexedConnection, id: i64) -> i64 {
+    redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("ID")
+        .arg(id)
+        .query_async(side)
+        .await
+        .expect("CLIENT KILL")
+}
+
 /// The redis-lanes error inside a `RedisError` returned through the `redis` API.
 pub(crate) fn lanes_error(err: &redis::RedisError) -> redis_lanes::Error {
     redis_lanes::Error::from_redis(err)
