@@ -426,3 +426,32 @@ async fn blocking_and_exclusive_calls_issued_while_the_server_is_down_wait_for_i
         .unwrap();
     assert_eq!(n, 1);
 }
+
+#[tokio::test]
+async fn close_while_reconnecting_ends_at_once_and_answers_the_waiting() {
+    let mut server = common::server();
+    let client = client_with_server_down(&mut server, |b| b.disconnected_wait(GENEROUS)).await;
+    let mut conn = client.clone();
+    let waiting = tokio::spawn(async move { conn.get::<_, Option<String>>("k").await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    client.close().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let err = tokio::time::timeout(GENEROUS, waiting)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    let err = common::lanes_error(&err);
+    assert_eq!(err.kind(), ErrorKind::Closed, "{err}");
+    assert!(err.is_retry_safe(), "it was never sent: {err:?}");
+    // It stays closed when the server comes back.
+    server.restart().unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(client.is_closed());
+    assert_eq!(client.stats().reconnects, 0);
+}
