@@ -38,6 +38,8 @@ pub(crate) struct LaneConfig {
     pub(crate) blocking: BlockingOptions,
     pub(crate) exclusive: crate::exclusive::Options,
     pub(crate) pubsub: crate::pubsub::Options,
+    /// The TLS connector for a `rediss://` URL, built once and shared by every lane.
+    pub(crate) tls: Option<Arc<crate::tls::Tls>>,
 }
 
 /// Options of the blocking-lane pool.
@@ -111,6 +113,8 @@ pub struct Builder {
     pub(crate) exclusive: crate::exclusive::Options,
     /// Set by `impl Builder` blocks in `pubsub/`.
     pub(crate) pubsub: crate::pubsub::Options,
+    /// Set by the `impl Builder` block in `tls.rs`.
+    pub(crate) tls: crate::tls::TlsOptions,
 }
 
 impl Builder {
@@ -126,6 +130,7 @@ impl Builder {
             blocking: BlockingOptions::default(),
             exclusive: Default::default(),
             pubsub: Default::default(),
+            tls: Default::default(),
         }
     }
 
@@ -308,6 +313,7 @@ impl Builder {
         {
             return invalid("max_blocking_lanes must be at least 1");
         }
+        let tls = crate::tls::build(&info, self.tls)?;
         Ok(LaneConfig {
             info,
             connect_timeout: self.connect_timeout,
@@ -319,6 +325,7 @@ impl Builder {
             blocking: self.blocking,
             exclusive: self.exclusive,
             pubsub: self.pubsub,
+            tls,
         })
     }
 
@@ -326,9 +333,10 @@ impl Builder {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::InvalidConfig`] for a bad URL or option (or when called outside a
-    /// Tokio runtime), [`ErrorKind::Connect`] when the server cannot be reached within
-    /// the connect timeout, [`ErrorKind::Auth`] when it refuses the credentials and
+    /// [`ErrorKind::InvalidConfig`] for a bad URL or option (including TLS options on a
+    /// URL that is not `rediss://`, and PEM that cannot be read or parsed) or when called
+    /// outside a Tokio runtime, [`ErrorKind::Connect`] when the server cannot be reached
+    /// within the connect timeout or its TLS certificate fails verification, [`ErrorKind::Auth`] when it refuses the credentials and
     /// [`ErrorKind::Handshake`] when it refuses the database, name or protocol.
     pub async fn connect(self) -> Result<Client, Error> {
         Client::from_config(Arc::new(self.build()?)).await

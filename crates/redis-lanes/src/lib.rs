@@ -102,6 +102,7 @@ mod pubsub;
 mod resp;
 mod route;
 mod stats;
+mod tls;
 mod transport;
 mod url;
 

@@ -1,4 +1,4 @@
-//! Connection URL parsing: `redis://`, `redis+unix://` and `unix://`.
+//! Connection URL parsing: `redis://`, `rediss://` (TLS), `redis+unix://` and `unix://`.
 
 use std::path::PathBuf;
 
@@ -27,12 +27,17 @@ impl std::fmt::Display for Addr {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ConnectInfo {
     pub(crate) addr: Addr,
+    /// `rediss://`: the TCP connection is wrapped in TLS.
+    pub(crate) tls: bool,
     pub(crate) username: Option<String>,
     pub(crate) password: Option<String>,
     pub(crate) db: i64,
     pub(crate) protocol: Protocol,
     pub(crate) client_name: Option<String>,
 }
+
+/// What is shown in place of a secret.
+pub(crate) const REDACTED: &str = "***";
 
 const DEFAULT_PORT: u16 = 6379;
 const QUERY_KEYS: &str = "db, protocol, user, pass, password, client_name";
@@ -46,29 +51,35 @@ fn invalid(url: &str, why: impl std::fmt::Display) -> Error {
 
 /// Parses a connection URL.
 ///
-/// Accepted forms: `redis://[user[:password]@]host[:port][/db][?query]`,
-/// `redis+unix:///path[?query]` and `unix:///path[?query]`. Query keys: `db`,
-/// `protocol` (`resp2`/`resp3`), `user`, `pass`/`password`, `client_name`.
+/// Accepted forms: `redis://[user[:password]@]host[:port][/db][?query]`, the same with
+/// `rediss://` for TLS, `redis+unix:///path[?query]` and `unix:///path[?query]`. Query
+/// keys: `db`, `protocol` (`resp2`/`resp3`), `user`, `pass`/`password`, `client_name`.
 pub(crate) fn parse(input: &str) -> Result<ConnectInfo, Error> {
     // The URL text is kept out of error messages when it carries a password.
     let shown = redact(input);
     let url = url::Url::parse(input).map_err(|e| invalid(&shown, e))?;
     let mut info = match url.scheme() {
         "redis" => tcp_info(&url, &shown)?,
-        "redis+unix" | "unix" => unix_info(&url, &shown)?,
         "rediss" => {
-            return Err(Error::new(
-                ErrorKind::InvalidConfig,
-                format!(
-                    "invalid URL {shown:?}: TLS (rediss://) is not yet supported by this \
-                     version of redis-lanes; use redis:// on a trusted network or a TLS tunnel"
-                ),
-            ))
+            // redis-rs spells "skip certificate verification" as a `#insecure` fragment.
+            // Refused rather than ignored, so nobody believes it took effect.
+            if url.fragment() == Some("insecure") {
+                return Err(invalid(
+                    &shown,
+                    "#insecure is not supported: certificate verification cannot be \
+                     turned off; trust the server's CA with Builder::tls_ca_pem instead",
+                ));
+            }
+            ConnectInfo {
+                tls: true,
+                ..tcp_info(&url, &shown)?
+            }
         }
+        "redis+unix" | "unix" => unix_info(&url, &shown)?,
         other => {
             return Err(invalid(
                 &shown,
-                format!("unknown scheme {other:?} (expected redis, redis+unix or unix)"),
+                format!("unknown scheme {other:?} (expected redis, rediss, redis+unix or unix)"),
             ))
         }
     };
@@ -116,6 +127,7 @@ fn tcp_info(url: &url::Url, shown: &str) -> Result<ConnectInfo, Error> {
     let (username, password) = userinfo(url, shown)?;
     Ok(ConnectInfo {
         addr: Addr::Tcp { host, port },
+        tls: false,
         username,
         password,
         db,
@@ -138,6 +150,7 @@ fn unix_info(url: &url::Url, shown: &str) -> Result<ConnectInfo, Error> {
     let (username, password) = userinfo(url, shown)?;
     Ok(ConnectInfo {
         addr: Addr::Unix(PathBuf::from(path)),
+        tls: false,
         username,
         password,
         db: 0,
@@ -275,7 +288,7 @@ mod tests {
         let cases = [
             ("not a url", "invalid URL"),
             ("http://h", "unknown scheme"),
-            ("rediss://h", "TLS"),
+            ("rediss://h#insecure", "cannot be turned off"),
             ("redis://h/abc", "database"),
             ("redis://h/-1", "database"),
             ("redis://h?db=x", "database"),
@@ -299,5 +312,18 @@ mod tests {
         let err = parse("unix:///s?pass=topsecret&db=x").expect_err("bad db");
         assert!(!err.to_string().contains("topsecret"), "{err}");
         assert!(!redact("redis://u:topsecret@h:bad").contains("topsecret"));
+    }
+
+    #[test]
+    fn rediss_is_tcp_with_tls() {
+        let info = parse("rediss://u:p@cache.example:6380/3").expect("valid");
+        assert!(info.tls);
+        assert_eq!(info.addr, tcp("cache.example", 6380));
+        assert_eq!(
+            (info.username.as_deref(), info.password.as_deref()),
+            (Some("u"), Some("p"))
+        );
+        assert_eq!(info.db, 3);
+        assert!(!parse("redis://h").expect("valid").tls);
     }
 }

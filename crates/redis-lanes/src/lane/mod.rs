@@ -26,7 +26,7 @@ use shared::LaneShared;
 /// Connects, runs the handshake, and returns the lane's handle and driver, unspawned.
 pub(crate) async fn open(config: Arc<LaneConfig>) -> Result<(Lane, LaneDriver), Error> {
     let connect = async {
-        let mut stream = transport::connect(&config.info.addr).await?;
+        let mut stream = transport::connect(&config.info.addr, config.tls.as_deref()).await?;
         let mut decoder = Decoder::new(config.limits);
         let mut buf = BytesMut::with_capacity(64 * 1024);
         let hello = handshake::run(&mut stream, &config, &mut decoder, &mut buf).await?;
@@ -38,8 +38,10 @@ pub(crate) async fn open(config: Arc<LaneConfig>) -> Result<(Lane, LaneDriver), 
             Error::new(
                 ErrorKind::Connect,
                 format!(
-                    "connecting to {} timed out after {:?}",
-                    config.info.addr, config.connect_timeout
+                    "connecting to {} timed out after {:?}{}",
+                    config.info.addr,
+                    config.connect_timeout,
+                    crate::tls::timeout_hint(&config)
                 ),
             )
         })??;
