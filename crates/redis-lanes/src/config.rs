@@ -146,7 +146,9 @@ impl Builder {
         self
     }
 
-    /// Sets the password, overriding the URL's.
+    /// Sets the password, overriding the URL's. It is sent only in the handshake
+    /// (`AUTH`, or `HELLO 3 AUTH`) and never shown: `Debug` of the builder, the client
+    /// and their errors print `***` in its place.
     pub fn password(mut self, password: impl Into<String>) -> Self {
         if let Some(info) = self.info_mut() {
             info.password = Some(password.into());

@@ -24,7 +24,7 @@ impl std::fmt::Display for Addr {
 }
 
 /// Everything a URL can say about a connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) struct ConnectInfo {
     pub(crate) addr: Addr,
     /// `rediss://`: the TCP connection is wrapped in TLS.
@@ -34,6 +34,22 @@ pub(crate) struct ConnectInfo {
     pub(crate) db: i64,
     pub(crate) protocol: Protocol,
     pub(crate) client_name: Option<String>,
+}
+
+/// Written by hand so the password never reaches a log: `Builder`, the lane config and
+/// the pools all print this through their own `Debug`.
+impl std::fmt::Debug for ConnectInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectInfo")
+            .field("addr", &self.addr)
+            .field("tls", &self.tls)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| REDACTED))
+            .field("db", &self.db)
+            .field("protocol", &self.protocol)
+            .field("client_name", &self.client_name)
+            .finish()
+    }
 }
 
 /// What is shown in place of a secret.
@@ -187,33 +203,38 @@ fn parse_db(text: &str) -> Result<i64, String> {
 
 /// Replaces the password in a URL with `***` for error messages and logs.
 pub(crate) fn redact(input: &str) -> String {
-    match url::Url::parse(input) {
-        Ok(mut url) => {
-            if url.password().is_some() {
-                let _ = url.set_password(Some("***"));
-            }
-            let pairs: Vec<(String, String)> = url
-                .query_pairs()
-                .map(|(k, v)| {
-                    let v = if k == "pass" || k == "password" {
-                        "***".to_owned()
-                    } else {
-                        v.into_owned()
-                    };
-                    (k.into_owned(), v)
-                })
-                .collect();
-            if !pairs.is_empty() {
-                url.query_pairs_mut().clear().extend_pairs(pairs);
-            }
-            url.to_string()
-        }
-        // Unparseable input may still hold a secret after an '@'; keep only the scheme.
-        Err(_) => match input.split_once("://") {
-            Some((scheme, rest)) if rest.contains('@') => format!("{scheme}://***"),
-            _ => input.to_owned(),
-        },
+    // Whatever cannot be redacted precisely is cut down to the scheme: `user:pw@host`
+    // without a scheme (which parses, as scheme `user` and path `pw@host`), or a password
+    // the `url` crate will not replace (an empty host, as in `unix://user:pw@/path`).
+    let coarse = || match input.split_once("://") {
+        Some((scheme, rest)) if rest.contains('@') => format!("{scheme}://{REDACTED}"),
+        None if input.contains('@') => REDACTED.to_owned(),
+        _ => input.to_owned(),
+    };
+    let Ok(mut url) = url::Url::parse(input) else {
+        return coarse();
+    };
+    if url.cannot_be_a_base() && input.contains('@') {
+        return coarse();
     }
+    if url.password().is_some() && url.set_password(Some(REDACTED)).is_err() {
+        return coarse();
+    }
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = if k == "pass" || k == "password" {
+                REDACTED.to_owned()
+            } else {
+                v.into_owned()
+            };
+            (k.into_owned(), v)
+        })
+        .collect();
+    if !pairs.is_empty() {
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    url.to_string()
 }
 
 #[cfg(test)]
@@ -312,6 +333,27 @@ mod tests {
         let err = parse("unix:///s?pass=topsecret&db=x").expect_err("bad db");
         assert!(!err.to_string().contains("topsecret"), "{err}");
         assert!(!redact("redis://u:topsecret@h:bad").contains("topsecret"));
+        for url in [
+            "u:topsecret@h:6379",
+            "unix://u:topsecret@/s?db=x",
+            "redis://u:topsecret@h/abc",
+            "rediss://u:topsecret@h/x",
+            "redis://h/?password=topsecret&db=x",
+        ] {
+            assert!(!redact(url).contains("topsecret"), "{url}: {}", redact(url));
+            if let Err(err) = parse(url) {
+                assert!(!err.to_string().contains("topsecret"), "{url}: {err}");
+                assert!(!format!("{err:?}").contains("topsecret"), "{url}: {err:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_passwords() {
+        let info = parse("rediss://alice:topsecret@h:6380/2?client_name=x").expect("valid");
+        let shown = format!("{info:?}");
+        assert!(!shown.contains("topsecret"), "{shown}");
+        assert!(shown.contains("***") && shown.contains("alice"), "{shown}");
     }
 
     #[test]
