@@ -215,11 +215,11 @@ pub(crate) fn build(info: &ConnectInfo, options: TlsOptions) -> Result<Option<Ar
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     }
     for pem in &options.ca {
-        for cert in certificates(&pem.load("tls_ca_pem")?, "tls_ca_pem")? {
+        for cert in certificates(&pem.load("TLS CA")?, "TLS CA")? {
             roots.add(cert).map_err(|e| {
                 Error::with_source(
                     ErrorKind::InvalidConfig,
-                    "tls_ca_pem: a CA certificate cannot be used as a trust anchor",
+                    "TLS CA: a certificate cannot be used as a trust anchor",
                     e,
                 )
             })?;
@@ -236,14 +236,14 @@ pub(crate) fn build(info: &ConnectInfo, options: TlsOptions) -> Result<Option<Ar
         None => builder.with_no_client_auth(),
         Some((chain, key)) => {
             let chain = certificates(
-                &chain.load("tls_client_cert_pem")?,
-                "tls_client_cert_pem certificate",
+                &chain.load("TLS client certificate")?,
+                "TLS client certificate",
             )?;
-            let key = private_key(&key.load("tls_client_cert_pem")?)?;
+            let key = private_key(&key.load("TLS client key")?)?;
             builder.with_client_auth_cert(chain, key).map_err(|e| {
                 Error::with_source(
                     ErrorKind::InvalidConfig,
-                    "tls_client_cert_pem: the certificate and key cannot be used together",
+                    "TLS client certificate and key cannot be used together",
                     e,
                 )
             })?
@@ -289,10 +289,10 @@ fn private_key(pem: &[u8]) -> Result<PrivateKeyDer<'static>, Error> {
     PrivateKeyDer::from_pem_slice(pem).map_err(|e| {
         invalid(match e {
             pem::Error::NoItemsFound => {
-                "tls_client_cert_pem key: no private key found \
+                "TLS client key: no private key found \
                  (expected a PEM section such as \"-----BEGIN PRIVATE KEY-----\")"
             }
-            _ => "tls_client_cert_pem key: the PEM is malformed",
+            _ => "TLS client key: the PEM is malformed",
         })
     })
 }
