@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::error::Error;
 use crate::server::RedisServer;
+use crate::tls::{ClientAuth, DEFAULT_SERVER_NAMES};
 
 /// Long enough for a loaded CI machine; a healthy server answers within milliseconds.
 const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -33,6 +34,27 @@ pub struct ServerBuilder {
     pub(crate) unix_socket: bool,
     pub(crate) binary: Option<PathBuf>,
     pub(crate) startup_timeout: Duration,
+    /// `Some` when the server also listens for TLS.
+    pub(crate) tls: Option<TlsSetup>,
+}
+
+/// How a TLS listener is set up.
+#[derive(Debug, Clone)]
+pub(crate) struct TlsSetup {
+    pub(crate) client_auth: ClientAuth,
+    pub(crate) server_names: Vec<String>,
+}
+
+impl Default for TlsSetup {
+    fn default() -> Self {
+        Self {
+            client_auth: ClientAuth::default(),
+            server_names: DEFAULT_SERVER_NAMES
+                .iter()
+                .map(|n| (*n).to_owned())
+                .collect(),
+        }
+    }
 }
 
 impl Default for ServerBuilder {
@@ -42,6 +64,7 @@ impl Default for ServerBuilder {
             unix_socket: false,
             binary: None,
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
+            tls: None,
         }
     }
 }
@@ -81,6 +104,50 @@ impl ServerBuilder {
         self
     }
 
+    /// Whether the server also listens for TLS on a second port (off by default).
+    ///
+    /// On start the kit makes a CA, a server certificate for `localhost` and `127.0.0.1`
+    /// (see [`ServerBuilder::tls_server_names`]) and a client certificate, writes them into
+    /// the server's temporary directory and passes `--tls-port`, `--tls-cert-file`,
+    /// `--tls-key-file`, `--tls-ca-cert-file` and `--tls-auth-clients` (`no` unless
+    /// [`ServerBuilder::tls_auth_clients`] says otherwise). Connect the client under test
+    /// to [`RedisServer::tls_url`] and trust [`TlsCerts::ca_pem`](crate::TlsCerts::ca_pem).
+    ///
+    /// The plain port stays open on `127.0.0.1`: it is the kit's side channel
+    /// ([`RedisServer::command`], the readiness probe, [`RedisServer::url`] for a second,
+    /// independent client). A client connecting to the TLS port gets TLS or nothing.
+    ///
+    /// `redis-server` must be built with TLS (Debian's is); one without it exits at start,
+    /// and [`start`](ServerBuilder::start) reports its output.
+    pub fn tls(mut self, enabled: bool) -> Self {
+        if enabled {
+            self.tls.get_or_insert_with(TlsSetup::default);
+        } else {
+            self.tls = None;
+        }
+        self
+    }
+
+    /// Whether the TLS listener requires client certificates (`--tls-auth-clients`).
+    /// Turns TLS on.
+    pub fn tls_auth_clients(mut self, auth: ClientAuth) -> Self {
+        self.tls.get_or_insert_with(TlsSetup::default).client_auth = auth;
+        self
+    }
+
+    /// The DNS names and IP addresses the server certificate is issued for, instead of
+    /// `localhost` and `127.0.0.1`; e.g. only `"redis.test"`, to test a client that
+    /// connects by address and names the server with an SNI override. Turns TLS on.
+    pub fn tls_server_names<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.tls.get_or_insert_with(TlsSetup::default).server_names =
+            names.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// Runs this executable instead of looking for `redis-server`.
     ///
     /// Without this, the `REDIS_SERVER_BIN` environment variable is used if set and
@@ -110,6 +177,9 @@ impl ServerBuilder {
     /// - [`ErrorKind::Startup`](crate::ErrorKind::Startup) if the server exits early (for
     ///   example on a bad argument) or does not answer within the startup timeout; the
     ///   message includes the end of its log and of its stdout/stderr.
+    /// - [`ErrorKind::Certificate`](crate::ErrorKind::Certificate) if the TLS test
+    ///   certificates cannot be generated (for example, a server name that is neither a
+    ///   DNS name nor an IP address).
     pub fn start(self) -> Result<RedisServer, Error> {
         RedisServer::start_with(self)
     }

@@ -20,6 +20,8 @@ pub enum ErrorKind {
     /// [`RedisServer::command`](crate::RedisServer::command) was called without arguments, or
     /// the server sent a reply that helper does not understand.
     Protocol,
+    /// The TLS test certificates could not be generated.
+    Certificate,
 }
 
 /// Everything that can go wrong while starting or talking to a test server.

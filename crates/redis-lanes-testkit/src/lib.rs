@@ -10,8 +10,9 @@
 //! starting fails with an error for which [`Error::is_missing_binary`] is true and whose
 //! message says how to install it (`apt-get install redis-server` on Debian).
 //!
-//! The kit depends only on `std` and `tempfile`: the readiness probe and the small
-//! [`RedisServer::command`] helper speak just enough RESP over [`std::net::TcpStream`].
+//! The kit depends only on `std`, `tempfile` and `rcgen` (for TLS test certificates):
+//! the readiness probe and the small [`RedisServer::command`] helper speak just enough
+//! RESP over [`std::net::TcpStream`].
 //!
 //! # Examples
 //!
@@ -49,6 +50,27 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! A TLS listener with certificates made for this server (a CA, a server certificate for
+//! `localhost` and `127.0.0.1`, a client certificate), requiring client certificates:
+//!
+//! ```
+//! use redis_lanes_testkit::{ClientAuth, RedisServer};
+//!
+//! # fn main() -> Result<(), redis_lanes_testkit::Error> {
+//! let server = RedisServer::builder()
+//!     .tls_auth_clients(ClientAuth::Yes)
+//!     .start()?;
+//! let url = server.tls_url().expect("a TLS server has a TLS URL");
+//! assert!(url.starts_with("rediss://127.0.0.1:"));
+//! let certs = server.tls_certs().expect("and certificates");
+//! assert!(certs.ca_pem().starts_with("-----BEGIN CERTIFICATE-----"));
+//! assert!(certs.client_key_path().exists());
+//! // The plain port stays open as the kit's side channel.
+//! assert_eq!(server.command(&["PING"])?, "PONG");
+//! # Ok(())
+//! # }
+//! ```
 
 mod binary;
 mod builder;
@@ -57,7 +79,9 @@ mod log;
 mod port;
 mod resp;
 mod server;
+mod tls;
 
 pub use builder::ServerBuilder;
 pub use error::{Error, ErrorKind};
 pub use server::RedisServer;
+pub use tls::{ClientAuth, TlsCerts};

@@ -13,6 +13,7 @@ use tempfile::TempDir;
 use crate::binary::Binary;
 use crate::builder::ServerBuilder;
 use crate::error::{Error, ErrorKind};
+use crate::tls::{ClientAuth, TlsCerts};
 use crate::{log, port, resp};
 
 /// The server's own log, written because of `--logfile`.
@@ -38,7 +39,8 @@ const ADDR_IN_USE: &str = "Address already in use";
 /// Start one with [`RedisServer::start`] or configure it first with
 /// [`RedisServer::builder`]. The server is started with `--bind 127.0.0.1`,
 /// `--daemonize no`, `--save ""` and `--appendonly no` (nothing is ever written to disk
-/// except its log), and `--dir` / `--logfile` pointing into the temporary directory.
+/// except its log, and its TLS certificates when [`ServerBuilder::tls`] asks for them),
+/// and `--dir` / `--logfile` pointing into the temporary directory.
 ///
 /// # Drop behavior
 ///
@@ -54,6 +56,8 @@ pub struct RedisServer {
     startup_timeout: Duration,
     port: u16,
     unix_socket: Option<PathBuf>,
+    /// The TLS listener, when the builder asked for one.
+    tls: Option<TlsListener>,
     child: Option<Child>,
     pid: u32,
     /// Absolute form of `_temp_dir`'s path: Redis changes into `--dir` before it opens other
@@ -88,12 +92,21 @@ impl RedisServer {
             .map_err(|e| Error::io("could not create a temporary directory for redis-server", e))?;
         let dir = std::path::absolute(temp_dir.path())
             .map_err(|e| Error::io("could not resolve the temporary directory's path", e))?;
+        let tls = match builder.tls {
+            Some(setup) => Some(TlsListener {
+                port: 0,
+                client_auth: setup.client_auth,
+                certs: TlsCerts::generate(&dir, &setup.server_names)?,
+            }),
+            None => None,
+        };
         let mut server = Self {
             binary: Binary::resolve(builder.binary),
             args: builder.args,
             startup_timeout: builder.startup_timeout,
             port: 0,
             unix_socket: builder.unix_socket.then(|| dir.join(SOCKET_FILE)),
+            tls,
             child: None,
             pid: 0,
             dir,
@@ -105,6 +118,10 @@ impl RedisServer {
         loop {
             server.port = port::free_loopback_port()
                 .map_err(|e| Error::io("could not find a free port on 127.0.0.1", e))?;
+            if let Some(tls) = &mut server.tls {
+                tls.port = port::free_loopback_port()
+                    .map_err(|e| Error::io("could not find a free port on 127.0.0.1", e))?;
+            }
             match server.launch() {
                 Ok(()) => return Ok(server),
                 Err(failure) if failure.port_in_use && attempt < START_ATTEMPTS => attempt += 1,
@@ -129,6 +146,31 @@ impl RedisServer {
     /// It carries no password: add one yourself if you passed `--requirepass`.
     pub fn url(&self) -> String {
         format!("redis://{}", self.addr())
+    }
+
+    /// The TLS port, if the server was built with [`tls`](ServerBuilder::tls). It stays
+    /// the same across [`restart`](RedisServer::restart).
+    pub fn tls_port(&self) -> Option<u16> {
+        self.tls.as_ref().map(|tls| tls.port)
+    }
+
+    /// A `rediss://127.0.0.1:PORT` URL for the TLS port, if there is one.
+    ///
+    /// Like [`url`](RedisServer::url) it carries no password. The server certificate is
+    /// signed by the kit's own CA: trust [`TlsCerts::ca_pem`] in the client.
+    pub fn tls_url(&self) -> Option<String> {
+        self.tls.as_ref().map(|tls| {
+            format!(
+                "rediss://{}",
+                SocketAddr::from((Ipv4Addr::LOCALHOST, tls.port))
+            )
+        })
+    }
+
+    /// The certificates made for the TLS listener (the CA to trust, a client
+    /// certificate and key), if there is one. They stay the same across restarts.
+    pub fn tls_certs(&self) -> Option<&TlsCerts> {
+        self.tls.as_ref().map(|tls| &tls.certs)
     }
 
     /// The Unix socket path, if the server was built with
@@ -288,6 +330,18 @@ impl RedisServer {
                 .arg(socket)
                 .args(["--unixsocketperm", "700"]);
         }
+        if let Some(tls) = &self.tls {
+            command
+                .arg("--tls-port")
+                .arg(tls.port.to_string())
+                .arg("--tls-cert-file")
+                .arg(&tls.certs.server_cert_path)
+                .arg("--tls-key-file")
+                .arg(&tls.certs.server_key_path)
+                .arg("--tls-ca-cert-file")
+                .arg(tls.certs.ca_path())
+                .args(["--tls-auth-clients", tls.client_auth.as_arg()]);
+        }
         command
             .args(&self.args)
             .stdin(Stdio::null())
@@ -362,6 +416,14 @@ impl Drop for RedisServer {
         self.stop();
         // `_temp_dir` is dropped after this, deleting the directory.
     }
+}
+
+/// A TLS listener's port and certificates.
+#[derive(Debug)]
+struct TlsListener {
+    port: u16,
+    client_auth: ClientAuth,
+    certs: TlsCerts,
 }
 
 /// Where this launch's output starts in each file.

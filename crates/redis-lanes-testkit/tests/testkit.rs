@@ -6,7 +6,7 @@ use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use redis_lanes_testkit::{Error, ErrorKind, RedisServer};
+use redis_lanes_testkit::{ClientAuth, Error, ErrorKind, RedisServer};
 
 /// Sends a raw RESP `PING` without going through the kit, so the kit's own helper is not
 /// what is being trusted, and returns the first reply line.
@@ -290,4 +290,59 @@ fn types_are_thread_safe() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<RedisServer>();
     assert_send_sync::<Error>();
+}
+
+#[test]
+fn tls_listener_has_its_own_port_and_certificates() {
+    let plain = RedisServer::start().unwrap();
+    assert!(plain.tls_port().is_none() && plain.tls_url().is_none());
+    assert!(plain.tls_certs().is_none());
+
+    let mut server = RedisServer::builder()
+        .tls_auth_clients(ClientAuth::Optional)
+        .tls_server_names(["redis.test", "10.9.8.7"])
+        .start()
+        .unwrap();
+    let tls_port = server.tls_port().expect("a TLS port");
+    assert_ne!(tls_port, server.port());
+    assert_eq!(
+        server.tls_url(),
+        Some(format!("rediss://127.0.0.1:{tls_port}"))
+    );
+    // The plain port is still the side channel; the TLS port does not answer plain RESP.
+    assert_eq!(server.command(&["PING"]).unwrap(), "PONG");
+    let mut stream = tcp(SocketAddr::from(([127, 0, 0, 1], tls_port)));
+    stream.write_all(b"*1\r\n$4\r\nPING\r\n").unwrap();
+    let mut answer = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut stream, &mut answer);
+    assert!(!answer.starts_with(b"+PONG"), "plain text on the TLS port");
+
+    let certs = server.tls_certs().expect("certificates").clone();
+    assert_eq!(certs.server_names(), ["redis.test", "10.9.8.7"]);
+    assert!(certs.ca_pem().starts_with("-----BEGIN CERTIFICATE-----"));
+    assert!(certs
+        .client_cert_pem()
+        .starts_with("-----BEGIN CERTIFICATE-----"));
+    assert!(certs.client_key_pem().contains("PRIVATE KEY-----"));
+    for path in [
+        certs.ca_path(),
+        certs.client_cert_path(),
+        certs.client_key_path(),
+    ] {
+        assert!(path.starts_with(server.dir()) && path.is_file(), "{path:?}");
+    }
+    assert!(!format!("{certs:?}").contains("PRIVATE KEY"));
+
+    server.restart().unwrap();
+    assert_eq!(server.tls_port(), Some(tls_port));
+    assert_eq!(server.tls_certs().unwrap().ca_pem(), certs.ca_pem());
+}
+
+#[test]
+fn a_certificate_name_that_cannot_be_issued_is_reported() {
+    let error = RedisServer::builder()
+        .tls_server_names(["caf\u{e9}.test"])
+        .start()
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Certificate, "{error:?}");
 }

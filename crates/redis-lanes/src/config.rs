@@ -39,6 +39,8 @@ pub(crate) struct LaneConfig {
     pub(crate) exclusive: crate::exclusive::Options,
     pub(crate) pubsub: crate::pubsub::Options,
     pub(crate) reconnect: crate::reconnect::ReconnectOptions,
+    /// The TLS connector for a `rediss://` URL, built once and shared by every lane.
+    pub(crate) tls: Option<Arc<crate::tls::Tls>>,
 }
 
 /// Options of the blocking-lane pool.
@@ -114,6 +116,8 @@ pub struct Builder {
     pub(crate) pubsub: crate::pubsub::Options,
     /// Set by the `impl Builder` block in `reconnect.rs`.
     pub(crate) reconnect: crate::reconnect::ReconnectOptions,
+    /// Set by the `impl Builder` block in `tls.rs`.
+    pub(crate) tls: crate::tls::TlsOptions,
 }
 
 impl Builder {
@@ -130,6 +134,7 @@ impl Builder {
             exclusive: Default::default(),
             pubsub: Default::default(),
             reconnect: Default::default(),
+            tls: Default::default(),
         }
     }
 
@@ -145,7 +150,9 @@ impl Builder {
         self
     }
 
-    /// Sets the password, overriding the URL's.
+    /// Sets the password, overriding the URL's. It is sent only in the handshake
+    /// (`AUTH`, or `HELLO 3 AUTH`) and never shown: `Debug` of the builder, the client
+    /// and their errors print `***` in its place.
     pub fn password(mut self, password: impl Into<String>) -> Self {
         if let Some(info) = self.info_mut() {
             info.password = Some(password.into());
@@ -313,6 +320,7 @@ impl Builder {
             return invalid("max_blocking_lanes must be at least 1");
         }
         self.reconnect.validate()?;
+        let tls = crate::tls::build(&info, self.tls)?;
         Ok(LaneConfig {
             info,
             connect_timeout: self.connect_timeout,
@@ -325,6 +333,7 @@ impl Builder {
             exclusive: self.exclusive,
             pubsub: self.pubsub,
             reconnect: self.reconnect,
+            tls,
         })
     }
 
@@ -332,9 +341,10 @@ impl Builder {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::InvalidConfig`] for a bad URL or option (or when called outside a
-    /// Tokio runtime), [`ErrorKind::Connect`] when the server cannot be reached within
-    /// the connect timeout, [`ErrorKind::Auth`] when it refuses the credentials and
+    /// [`ErrorKind::InvalidConfig`] for a bad URL or option (including TLS options on a
+    /// URL that is not `rediss://`, and PEM that cannot be read or parsed) or when called
+    /// outside a Tokio runtime, [`ErrorKind::Connect`] when the server cannot be reached
+    /// within the connect timeout or its TLS certificate fails verification, [`ErrorKind::Auth`] when it refuses the credentials and
     /// [`ErrorKind::Handshake`] when it refuses the database, name or protocol.
     pub async fn connect(self) -> Result<Client, Error> {
         Client::from_config(Arc::new(self.build()?)).await

@@ -89,19 +89,15 @@ pub(crate) async fn run(
     for (_, cmd) in &steps {
         cmd.write_packed_command(&mut packed);
     }
-    let lost = |e: std::io::Error| {
-        Error::with_source(
-            ErrorKind::Connect,
-            "connection failed during the handshake",
-            e,
-        )
-    };
-    stream.write_all(&packed).await.map_err(lost)?;
+    stream
+        .write_all(&packed)
+        .await
+        .map_err(|e| lost(config, e))?;
 
     let mut first_error = None;
     let mut client_id = None;
     for (step, _) in &steps {
-        let value = next_reply(stream, decoder, buf).await?;
+        let value = next_reply(stream, config, decoder, buf).await?;
         match (value, *step) {
             (Value::ServerError(err), step) if first_error.is_none() && !tolerated(step, &err) => {
                 first_error = Some(refusal(step, &err, config));
@@ -116,8 +112,21 @@ pub(crate) async fn run(
     }
 }
 
+/// The connection failed before the handshake finished. Over TLS 1.3 this is where a
+/// server that refuses the client's certificate says so (it checks it after the client
+/// considers the TLS handshake done), so a TLS alert is explained, not just passed on.
+fn lost(config: &LaneConfig, e: std::io::Error) -> Error {
+    let message = config
+        .tls
+        .as_deref()
+        .and_then(|tls| tls.explain(&e))
+        .unwrap_or_else(|| "connection failed during the handshake".to_owned());
+    Error::with_source(ErrorKind::Connect, message, e)
+}
+
 async fn next_reply(
     stream: &mut Stream,
+    config: &LaneConfig,
     decoder: &mut Decoder,
     buf: &mut BytesMut,
 ) -> Result<Value, Error> {
@@ -130,13 +139,7 @@ async fn next_reply(
             Err(e) => return Err(Error::protocol(format!("during the handshake: {e}"))),
         }
         buf.reserve(4096);
-        let n = stream.read_buf(buf).await.map_err(|e| {
-            Error::with_source(
-                ErrorKind::Connect,
-                "connection failed during the handshake",
-                e,
-            )
-        })?;
+        let n = stream.read_buf(buf).await.map_err(|e| lost(config, e))?;
         if n == 0 {
             return Err(Error::new(
                 ErrorKind::Connect,

@@ -35,9 +35,34 @@
 //! - `pubsub/`: the [`Subscriber`], a dedicated pub/sub connection with a bounded buffer.
 //! - `resp/`: an incremental RESP2/RESP3 decoder into [`redis::Value`] with limits on
 //!   bulk length, nesting depth and frame size.
-//! - `handshake.rs`, `transport.rs`, `url.rs`, `config.rs`: connecting;
+//! - `handshake.rs`, `transport.rs`, `url.rs`, `config.rs`: connecting; `tls.rs`: TLS;
 //!   `reconnect.rs` and `lane/down.rs`: the reconnect policy and the disconnected state.
 //! - [`Error`] (`error.rs`): one opaque error with [`ErrorKind`].
+//!
+//! # TLS
+//!
+//! A `rediss://[user[:password]@]host[:port][/db]` URL connects every lane with TLS
+//! (rustls). The server's certificate is always verified: against Mozilla's roots, or
+//! against the CAs given with [`Builder::tls_ca_pem`] or [`Builder::tls_ca_file`], which
+//! replace them. [`Builder::tls_client_cert_pem`] presents a client certificate (mutual
+//! TLS) and [`Builder::tls_server_name`] checks the certificate against another name than
+//! the URL's host. These options on a URL that is not `rediss://` are an
+//! [`ErrorKind::InvalidConfig`] error rather than a plain-text connection.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = redis_lanes::Client::builder("rediss://app:secret@10.0.0.5:6380/0")
+//!     .tls_ca_file("/etc/redis/tls/ca.crt")
+//!     .tls_client_cert_files("/etc/redis/tls/client.crt", "/etc/redis/tls/client.key")
+//!     .tls_server_name("redis.internal")
+//!     .connect()
+//!     .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! A certificate that fails verification (unknown issuer, name mismatch, expired) or a
+//! refused client certificate is an [`ErrorKind::Connect`] error whose message says
+//! which. Passwords are never shown by `Debug`, in errors or in tracing events.
 //!
 //! # Cancel safety
 //!
@@ -132,6 +157,7 @@ mod reconnect;
 mod resp;
 mod route;
 mod stats;
+mod tls;
 mod transport;
 mod url;
 

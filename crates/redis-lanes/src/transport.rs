@@ -1,4 +1,5 @@
-//! Opening the byte stream under a lane: TCP (with `TCP_NODELAY`) or a Unix socket.
+//! Opening the byte stream under a lane: TCP (with `TCP_NODELAY`), TLS over TCP, or a
+//! Unix socket.
 
 use std::io;
 use std::pin::Pin;
@@ -10,18 +11,23 @@ use tokio::net::TcpStream;
 use tokio::net::UnixStream;
 
 use crate::error::{Error, ErrorKind};
+use crate::tls::Tls;
 use crate::url::Addr;
 
 /// One connected socket.
 #[derive(Debug)]
 pub(crate) enum Stream {
     Tcp(TcpStream),
+    /// Boxed: the TLS state is over a kilobyte, the other variants a few words.
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
     #[cfg(unix)]
     Unix(UnixStream),
 }
 
-/// Connects to `addr`. The caller bounds the time it may take.
-pub(crate) async fn connect(addr: &Addr) -> Result<Stream, Error> {
+/// Connects to `addr`, wrapping the TCP connection in TLS when `tls` is given (the
+/// builder allows TLS only for `rediss://`, which is always TCP). The caller bounds the
+/// time it may take, TLS handshake included.
+pub(crate) async fn connect(addr: &Addr, tls: Option<&Tls>) -> Result<Stream, Error> {
     let fail = |e: io::Error| Error::with_source(ErrorKind::Connect, format!("{addr}"), e);
     match addr {
         Addr::Tcp { host, port } => {
@@ -30,7 +36,10 @@ pub(crate) async fn connect(addr: &Addr) -> Result<Stream, Error> {
                 .map_err(fail)?;
             // Requests are batched by the driver already; Nagle would only add latency.
             tcp.set_nodelay(true).map_err(fail)?;
-            Ok(Stream::Tcp(tcp))
+            match tls {
+                Some(tls) => Ok(Stream::Tls(Box::new(tls.handshake(tcp, addr).await?))),
+                None => Ok(Stream::Tcp(tcp)),
+            }
         }
         #[cfg(unix)]
         Addr::Unix(path) => Ok(Stream::Unix(UnixStream::connect(path).await.map_err(fail)?)),
@@ -50,6 +59,19 @@ impl AsyncRead for Stream {
     ) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Stream::Tls(s) => {
+                // A TLS write can accept the plaintext and keep part of the ciphertext in
+                // rustls' buffer when the socket is full; only a flush sends the rest.
+                // The drivers write until their buffer is empty and then wait for
+                // replies, and they poll the read side on every wake-up, so flushing here
+                // sends a request's tail as soon as the socket has room. Without it a
+                // large batch could wait forever for a reply to bytes never sent.
+                let tls = s.as_mut();
+                if let Poll::Ready(Err(e)) = Pin::new(&mut *tls).poll_flush(cx) {
+                    return Poll::Ready(Err(e));
+                }
+                Pin::new(tls).poll_read(cx, buf)
+            }
             #[cfg(unix)]
             Stream::Unix(s) => Pin::new(s).poll_read(cx, buf),
         }
@@ -64,6 +86,7 @@ impl AsyncWrite for Stream {
     ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
             #[cfg(unix)]
             Stream::Unix(s) => Pin::new(s).poll_write(cx, buf),
         }
@@ -72,6 +95,7 @@ impl AsyncWrite for Stream {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
             #[cfg(unix)]
             Stream::Unix(s) => Pin::new(s).poll_flush(cx),
         }
@@ -80,8 +104,13 @@ impl AsyncWrite for Stream {
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
             #[cfg(unix)]
             Stream::Unix(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
 }
+
+#[cfg(test)]
+#[path = "transport_tests.rs"]
+mod tests;

@@ -1,4 +1,4 @@
-//! Connection URL parsing: `redis://`, `redis+unix://` and `unix://`.
+//! Connection URL parsing: `redis://`, `rediss://` (TLS), `redis+unix://` and `unix://`.
 
 use std::path::PathBuf;
 
@@ -24,15 +24,36 @@ impl std::fmt::Display for Addr {
 }
 
 /// Everything a URL can say about a connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) struct ConnectInfo {
     pub(crate) addr: Addr,
+    /// `rediss://`: the TCP connection is wrapped in TLS.
+    pub(crate) tls: bool,
     pub(crate) username: Option<String>,
     pub(crate) password: Option<String>,
     pub(crate) db: i64,
     pub(crate) protocol: Protocol,
     pub(crate) client_name: Option<String>,
 }
+
+/// Written by hand so the password never reaches a log: `Builder`, the lane config and
+/// the pools all print this through their own `Debug`.
+impl std::fmt::Debug for ConnectInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectInfo")
+            .field("addr", &self.addr)
+            .field("tls", &self.tls)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| REDACTED))
+            .field("db", &self.db)
+            .field("protocol", &self.protocol)
+            .field("client_name", &self.client_name)
+            .finish()
+    }
+}
+
+/// What is shown in place of a secret.
+pub(crate) const REDACTED: &str = "***";
 
 const DEFAULT_PORT: u16 = 6379;
 const QUERY_KEYS: &str = "db, protocol, user, pass, password, client_name";
@@ -46,29 +67,35 @@ fn invalid(url: &str, why: impl std::fmt::Display) -> Error {
 
 /// Parses a connection URL.
 ///
-/// Accepted forms: `redis://[user[:password]@]host[:port][/db][?query]`,
-/// `redis+unix:///path[?query]` and `unix:///path[?query]`. Query keys: `db`,
-/// `protocol` (`resp2`/`resp3`), `user`, `pass`/`password`, `client_name`.
+/// Accepted forms: `redis://[user[:password]@]host[:port][/db][?query]`, the same with
+/// `rediss://` for TLS, `redis+unix:///path[?query]` and `unix:///path[?query]`. Query
+/// keys: `db`, `protocol` (`resp2`/`resp3`), `user`, `pass`/`password`, `client_name`.
 pub(crate) fn parse(input: &str) -> Result<ConnectInfo, Error> {
     // The URL text is kept out of error messages when it carries a password.
     let shown = redact(input);
     let url = url::Url::parse(input).map_err(|e| invalid(&shown, e))?;
     let mut info = match url.scheme() {
         "redis" => tcp_info(&url, &shown)?,
-        "redis+unix" | "unix" => unix_info(&url, &shown)?,
         "rediss" => {
-            return Err(Error::new(
-                ErrorKind::InvalidConfig,
-                format!(
-                    "invalid URL {shown:?}: TLS (rediss://) is not yet supported by this \
-                     version of redis-lanes; use redis:// on a trusted network or a TLS tunnel"
-                ),
-            ))
+            // redis-rs spells "skip certificate verification" as a `#insecure` fragment.
+            // Refused rather than ignored, so nobody believes it took effect.
+            if url.fragment() == Some("insecure") {
+                return Err(invalid(
+                    &shown,
+                    "#insecure is not supported: certificate verification cannot be \
+                     turned off; trust the server's CA with Builder::tls_ca_pem instead",
+                ));
+            }
+            ConnectInfo {
+                tls: true,
+                ..tcp_info(&url, &shown)?
+            }
         }
+        "redis+unix" | "unix" => unix_info(&url, &shown)?,
         other => {
             return Err(invalid(
                 &shown,
-                format!("unknown scheme {other:?} (expected redis, redis+unix or unix)"),
+                format!("unknown scheme {other:?} (expected redis, rediss, redis+unix or unix)"),
             ))
         }
     };
@@ -116,6 +143,7 @@ fn tcp_info(url: &url::Url, shown: &str) -> Result<ConnectInfo, Error> {
     let (username, password) = userinfo(url, shown)?;
     Ok(ConnectInfo {
         addr: Addr::Tcp { host, port },
+        tls: false,
         username,
         password,
         db,
@@ -138,6 +166,7 @@ fn unix_info(url: &url::Url, shown: &str) -> Result<ConnectInfo, Error> {
     let (username, password) = userinfo(url, shown)?;
     Ok(ConnectInfo {
         addr: Addr::Unix(PathBuf::from(path)),
+        tls: false,
         username,
         password,
         db: 0,
@@ -174,33 +203,38 @@ fn parse_db(text: &str) -> Result<i64, String> {
 
 /// Replaces the password in a URL with `***` for error messages and logs.
 pub(crate) fn redact(input: &str) -> String {
-    match url::Url::parse(input) {
-        Ok(mut url) => {
-            if url.password().is_some() {
-                let _ = url.set_password(Some("***"));
-            }
-            let pairs: Vec<(String, String)> = url
-                .query_pairs()
-                .map(|(k, v)| {
-                    let v = if k == "pass" || k == "password" {
-                        "***".to_owned()
-                    } else {
-                        v.into_owned()
-                    };
-                    (k.into_owned(), v)
-                })
-                .collect();
-            if !pairs.is_empty() {
-                url.query_pairs_mut().clear().extend_pairs(pairs);
-            }
-            url.to_string()
-        }
-        // Unparseable input may still hold a secret after an '@'; keep only the scheme.
-        Err(_) => match input.split_once("://") {
-            Some((scheme, rest)) if rest.contains('@') => format!("{scheme}://***"),
-            _ => input.to_owned(),
-        },
+    // Whatever cannot be redacted precisely is cut down to the scheme: `user:pw@host`
+    // without a scheme (which parses, as scheme `user` and path `pw@host`), or a password
+    // the `url` crate will not replace (an empty host, as in `unix://user:pw@/path`).
+    let coarse = || match input.split_once("://") {
+        Some((scheme, rest)) if rest.contains('@') => format!("{scheme}://{REDACTED}"),
+        None if input.contains('@') => REDACTED.to_owned(),
+        _ => input.to_owned(),
+    };
+    let Ok(mut url) = url::Url::parse(input) else {
+        return coarse();
+    };
+    if url.cannot_be_a_base() && input.contains('@') {
+        return coarse();
     }
+    if url.password().is_some() && url.set_password(Some(REDACTED)).is_err() {
+        return coarse();
+    }
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = if k == "pass" || k == "password" {
+                REDACTED.to_owned()
+            } else {
+                v.into_owned()
+            };
+            (k.into_owned(), v)
+        })
+        .collect();
+    if !pairs.is_empty() {
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    url.to_string()
 }
 
 #[cfg(test)]
@@ -275,7 +309,7 @@ mod tests {
         let cases = [
             ("not a url", "invalid URL"),
             ("http://h", "unknown scheme"),
-            ("rediss://h", "TLS"),
+            ("rediss://h#insecure", "cannot be turned off"),
             ("redis://h/abc", "database"),
             ("redis://h/-1", "database"),
             ("redis://h?db=x", "database"),
@@ -299,5 +333,39 @@ mod tests {
         let err = parse("unix:///s?pass=topsecret&db=x").expect_err("bad db");
         assert!(!err.to_string().contains("topsecret"), "{err}");
         assert!(!redact("redis://u:topsecret@h:bad").contains("topsecret"));
+        for url in [
+            "u:topsecret@h:6379",
+            "unix://u:topsecret@/s?db=x",
+            "redis://u:topsecret@h/abc",
+            "rediss://u:topsecret@h/x",
+            "redis://h/?password=topsecret&db=x",
+        ] {
+            assert!(!redact(url).contains("topsecret"), "{url}: {}", redact(url));
+            if let Err(err) = parse(url) {
+                assert!(!err.to_string().contains("topsecret"), "{url}: {err}");
+                assert!(!format!("{err:?}").contains("topsecret"), "{url}: {err:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_passwords() {
+        let info = parse("rediss://alice:topsecret@h:6380/2?client_name=x").expect("valid");
+        let shown = format!("{info:?}");
+        assert!(!shown.contains("topsecret"), "{shown}");
+        assert!(shown.contains("***") && shown.contains("alice"), "{shown}");
+    }
+
+    #[test]
+    fn rediss_is_tcp_with_tls() {
+        let info = parse("rediss://u:p@cache.example:6380/3").expect("valid");
+        assert!(info.tls);
+        assert_eq!(info.addr, tcp("cache.example", 6380));
+        assert_eq!(
+            (info.username.as_deref(), info.password.as_deref()),
+            (Some("u"), Some("p"))
+        );
+        assert_eq!(info.db, 3);
+        assert!(!parse("redis://h").expect("valid").tls);
     }
 }

@@ -20,11 +20,20 @@ async fn bad_urls_are_config_errors() {
         assert_eq!(err.kind(), ErrorKind::InvalidConfig, "{url}: {err}");
         assert!(err.is_retry_safe());
     }
-    let err = Client::connect("rediss://127.0.0.1:6379")
+    // TLS is supported (tests/tls.rs), but never with verification turned off, and TLS
+    // options never quietly apply to a plain URL.
+    let err = Client::connect("rediss://127.0.0.1:6379#insecure")
         .await
         .unwrap_err();
     assert!(err.is_config());
-    assert!(err.to_string().contains("TLS"), "{err}");
+    assert!(err.to_string().contains("verification"), "{err}");
+    let err = Client::builder("redis://127.0.0.1:6379")
+        .tls_server_name("localhost")
+        .connect()
+        .await
+        .unwrap_err();
+    assert!(err.is_config());
+    assert!(err.to_string().contains("rediss://"), "{err}");
 }
 
 #[tokio::test]

@@ -37,7 +37,7 @@ pub(crate) struct Session {
 /// Opens one connection and runs the handshake, bounded by the connect timeout.
 pub(crate) async fn connect(config: Arc<LaneConfig>) -> Result<Session, Error> {
     let attempt = async {
-        let mut stream = transport::connect(&config.info.addr).await?;
+        let mut stream = transport::connect(&config.info.addr, config.tls.as_deref()).await?;
         let mut decoder = Decoder::new(config.limits);
         let mut read_buf = BytesMut::with_capacity(64 * 1024);
         let hello = handshake::run(&mut stream, &config, &mut decoder, &mut read_buf).await?;
@@ -54,8 +54,10 @@ pub(crate) async fn connect(config: Arc<LaneConfig>) -> Result<Session, Error> {
             Error::new(
                 ErrorKind::Connect,
                 format!(
-                    "connecting to {} timed out after {:?}",
-                    config.info.addr, config.connect_timeout
+                    "connecting to {} timed out after {:?}{}",
+                    config.info.addr,
+                    config.connect_timeout,
+                    crate::tls::timeout_hint(&config)
                 ),
             )
         })?

@@ -22,7 +22,6 @@ pub(crate) enum Reply {
 pub(crate) type ReplyTx = oneshot::Sender<Result<Reply, Error>>;
 
 /// One request envelope: packed bytes plus how to match their replies.
-#[derive(Debug)]
 pub(crate) struct Request {
     /// The commands, already in RESP form.
     pub(crate) bytes: Vec<u8>,
@@ -42,6 +41,20 @@ pub(crate) struct Request {
     /// `CLIENT UNBLOCK <id>` names a connection of one server's life: after a reconnect
     /// the id may belong to someone else.
     pub(crate) generation: Option<u64>,
+}
+
+/// Shows the size of the bytes, not the bytes: they can be a handshake's `AUTH` (an
+/// exclusive lane's reset replays it) or any user's data.
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("bytes", &self.bytes.len())
+            .field("frames", &self.frames)
+            .field("keep_from", &self.keep_from)
+            .field("reply", &self.reply.is_some())
+            .field("commit", &self.commit)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A message on a lane's queue. One queue carries both requests and control messages,

@@ -22,7 +22,7 @@ pub(super) struct Opened {
 /// Connects and runs the handshake, bounded by the connect timeout.
 pub(super) async fn open(config: &LaneConfig) -> Result<Opened, Error> {
     let connect = async {
-        let mut stream = transport::connect(&config.info.addr).await?;
+        let mut stream = transport::connect(&config.info.addr, config.tls.as_deref()).await?;
         let mut decoder = Decoder::new(config.limits);
         let mut read_buf = BytesMut::with_capacity(16 * 1024);
         let hello = handshake::run(&mut stream, config, &mut decoder, &mut read_buf).await?;
@@ -39,8 +39,10 @@ pub(super) async fn open(config: &LaneConfig) -> Result<Opened, Error> {
             Error::new(
                 ErrorKind::Connect,
                 format!(
-                    "connecting the subscriber to {} timed out after {:?}",
-                    config.info.addr, config.connect_timeout
+                    "connecting the subscriber to {} timed out after {:?}{}",
+                    config.info.addr,
+                    config.connect_timeout,
+                    crate::tls::timeout_hint(config)
                 ),
             )
         })?
