@@ -510,3 +510,32 @@ async fn tls_to_a_plain_port_fails_clearly() {
     assert_eq!(err.kind(), ErrorKind::Connect, "{err}");
     assert!(err.to_string().contains("TLS"), "{err}");
 }
+
+#[tokio::test]
+async fn a_killed_tls_connection_reconnects_over_tls() {
+    let server = tls_server();
+    let client = trusting(&server)
+        .client_name("tls-reconnect")
+        .connect()
+        .await
+        .unwrap();
+    let mut side = common::side(&server).await;
+    let old = client.client_id().unwrap();
+    assert_eq!(common::kill_client(&mut side, old).await, 1);
+    let mut conn = client.clone();
+    let back = common::eventually(SETTLE, || {
+        let mut conn = conn.clone();
+        async move { conn.set::<_, _, ()>("k", 1).await.is_ok() }
+    })
+    .await;
+    assert!(back, "{:?}", client.stats());
+    let n: i64 = conn.incr("k", 1).await.unwrap();
+    assert_eq!(n, 2);
+    assert_eq!(client.stats().reconnects, 1);
+    assert_ne!(client.client_id(), Some(old));
+    let (tls, lines) = tls_connections(&mut side, &server, "tls-reconnect").await;
+    assert_eq!(
+        tls, 1,
+        "the new connection came in through the TLS port: {lines:?}"
+    );
+}
