@@ -42,6 +42,9 @@ struct InFlight {
     multi: bool,
     /// Replies kept so far, for multi-reply requests.
     kept: Vec<Value>,
+    /// Its first byte is byte `sent_from - 1` of everything this lane writes: no reply
+    /// can be its own before [`DriverState::written`] reaches this.
+    sent_from: u64,
     _permit: Option<Permit>,
 }
 
@@ -88,6 +91,14 @@ struct DriverState {
     tally: Tally,
     /// The bytes in the write buffer have already waited one scheduler pass.
     deferred: bool,
+    /// Bytes ever put into the write buffer, and bytes ever written to the socket.
+    /// Requests wait in the buffer (and in `in_flight`) for up to a scheduler pass
+    /// before they are written; a frame read meanwhile cannot be their reply.
+    buffered: u64,
+    written: u64,
+    /// `read_buf` may hold bytes read along with the handshake's replies, which no
+    /// read will announce; they are decoded on the first poll.
+    leftover: bool,
 }
 
 impl fmt::Debug for LaneDriver {
@@ -112,6 +123,7 @@ impl LaneDriver {
         read_buf: BytesMut,
         push_sender: Option<mpsc::Sender<redis::PushInfo>>,
     ) -> Self {
+        let leftover = !read_buf.is_empty();
         Self {
             state: Some(DriverState {
                 stream,
@@ -125,6 +137,9 @@ impl LaneDriver {
                 push_sender,
                 tally: Tally::default(),
                 deferred: false,
+                leftover,
+                buffered: 0,
+                written: 0,
             }),
         }
     }
@@ -170,6 +185,14 @@ impl Drop for LaneDriver {
 impl DriverState {
     fn poll_round(&mut self, cx: &mut Context<'_>) -> Poll<Exit> {
         self.shared.abort_waker.register(cx.waker());
+        if std::mem::take(&mut self.leftover) {
+            // Decoded before any request is taken: these bytes arrived before anything
+            // was written, so a reply among them is nobody's (a protocol error), and a
+            // push among them is delivered now rather than after the next read.
+            if let Err(err) = self.decode_all() {
+                return Poll::Ready(Exit::Failed(err));
+            }
+        }
         // Set when this poll yields to let other tasks add to the batch; nothing is
         // written until the next poll.
         let mut yielding = false;
@@ -249,6 +272,7 @@ impl DriverState {
                 }
                 Poll::Ready(Ok(n)) => {
                     self.write_buf.advance(n);
+                    self.written += n as u64;
                     wrote = true;
                 }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(lost_io("writing failed", e))),
@@ -300,7 +324,9 @@ impl DriverState {
             self.tally.dropped_before_write += 1;
             return;
         }
+        let starts_at = self.buffered;
         self.write_buf.extend_from_slice(&bytes);
+        self.buffered += bytes.len() as u64;
         self.tally.requests += 1;
         if frames == 0 {
             answer(reply, Ok(Reply::One(Value::Nil)));
@@ -318,6 +344,7 @@ impl DriverState {
             } else {
                 Vec::new()
             },
+            sent_from: starts_at + u64::from(!bytes.is_empty()),
             _permit: permit,
         });
     }
@@ -343,6 +370,14 @@ impl DriverState {
                 "the server sent a reply that no request was waiting for",
             ));
         };
+        if front.sent_from > self.written {
+            // The oldest request is still in the write buffer, so the server cannot be
+            // answering it: taking this frame as its reply would shift every reply after
+            // it onto the wrong caller.
+            return Err(Error::protocol(
+                "the server sent a reply before the request it would answer was written",
+            ));
+        }
         front.remaining -= 1;
         if !front.multi {
             // The common case: one command, one reply.
@@ -410,7 +445,7 @@ impl DriverState {
             }
         };
         self.shared.end(&cause);
-        // Written requests: the server may or may not have run them.
+        // Written requests (even in part): the server may or may not have run them.
         let written_cause = if cause.kind() == ErrorKind::Closed {
             cause.clone()
         } else {
@@ -419,8 +454,15 @@ impl DriverState {
                 format!("{cause}; the request was in flight, so whether it ran is unknown"),
             )
         };
+        let written = self.written;
         for pending in self.in_flight.drain(..) {
-            answer(pending.reply, Err(written_cause.clone()));
+            // Requests still waiting in the write buffer never reached the server.
+            let err = if pending.sent_from > written {
+                cause.not_sent()
+            } else {
+                written_cause.clone()
+            };
+            answer(pending.reply, Err(err));
         }
         // Queued requests were never written: safe to retry elsewhere.
         self.rx.close();
@@ -451,3 +493,7 @@ fn lost(why: &str) -> Error {
 fn lost_io(why: &str, e: std::io::Error) -> Error {
     Error::with_source(ErrorKind::ConnectionLost, why.to_owned(), e)
 }
+
+#[cfg(all(test, unix))]
+#[path = "driver_tests.rs"]
+mod tests;
