@@ -151,7 +151,7 @@ async fn fault_under_load(fault: Fault, expected: ErrorKind, query: &str) {
     }
     // The lane was reset: the client closed the socket it no longer trusts.
     if closes {
-        assert!(server.log(0).closed_by_server);
+        assert!(server.closed_by_server(0, GENEROUS).await);
     } else {
         assert!(
             server.closed_by_client(0, GENEROUS).await,
@@ -396,7 +396,7 @@ async fn fault_on_a_blocking_lane(fault: Fault, expected: ErrorKind) {
     assert_eq!(errors[0].kind(), expected, "{}", errors[0]);
     assert!(!errors[0].is_retry_safe(), "the BLPOP was written");
     if closes {
-        assert!(server.log(1).closed_by_server);
+        assert!(server.closed_by_server(1, GENEROUS).await);
     } else {
         assert!(
             server.closed_by_client(1, GENEROUS).await,
@@ -517,7 +517,7 @@ async fn fault_on_a_subscriber(fault: &[u8], close: bool, expected: ErrorKind, q
         .expect("no hang");
     assert!(end.is_none(), "the stream ends after the error: {end:?}");
     if close {
-        assert!(server.log(1).closed_by_server);
+        assert!(server.closed_by_server(1, GENEROUS).await);
     } else {
         assert!(
             server.closed_by_client(1, GENEROUS).await,
@@ -582,4 +582,112 @@ async fn subscriber_command_in_flight_during_garbage() {
         .expect_err("an error");
     assert_eq!(cause.kind(), ErrorKind::Protocol, "{cause}");
     assert!(server.closed_by_client(1, GENEROUS).await);
+}
+
+/// Every handshake step the client can send (`HELLO 3` with `AUTH` and `SETNAME`, or
+/// `AUTH`, `CLIENT SETNAME`, `SELECT` and `CLIENT ID` one by one) is answered, and a
+/// fault after it is handled the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_handshake_then_garbage() {
+    for protocol in [redis_lanes::Protocol::Resp2, redis_lanes::Protocol::Resp3] {
+        let garbage = Fault::Instead(b"#maybe\r\n".to_vec());
+        let server = FakeServer::start(vec![Script::normal().on(2, garbage)]).await;
+        let client = Client::builder(&server.url(""))
+            .protocol(protocol)
+            .username("app")
+            .password("secret")
+            .client_name("hostile")
+            .db(3)
+            .connect()
+            .await
+            .expect("connect");
+        assert_eq!(client.client_id(), Some(1000));
+        let mut conn = client.clone();
+        let echoed: String = redis::cmd("ECHO")
+            .arg("one")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(echoed, "one");
+        let err = redis::cmd("ECHO")
+            .arg("two")
+            .query_async::<String>(&mut conn)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            lanes_error(&err).kind(),
+            ErrorKind::Protocol,
+            "{protocol:?}"
+        );
+        assert!(server.closed_by_client(0, GENEROUS).await, "{protocol:?}");
+    }
+}
+
+/// A subscribed connection is not request/reply: messages and (in a cluster) server-side
+/// unsubscribes arrive unprompted, so a frame nobody asked for is not an error there.
+/// It must not be taken for the answer to the command that is waiting, though.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriber_frames_nobody_asked_for() {
+    for query in ["", "?protocol=resp3"] {
+        let resp3 = !query.is_empty();
+        let kind = if resp3 { b'>' } else { b'*' };
+        // Behind the confirmation of `SUBSCRIBE first`: odd replies, then a confirmation of
+        // a channel nobody subscribed to, then a message.
+        let stray = [
+            &b":42\r\n+OK\r\n-ERR nobody asked\r\n"[..],
+            &support::aggregate(
+                kind,
+                &[
+                    support::bulk(b"subscribe"),
+                    support::bulk(b"stray"),
+                    support::int(2),
+                ],
+            ),
+            &support::message(resp3, b"first", b"hello"),
+        ]
+        .concat();
+        let server = FakeServer::start(vec![
+            Script::normal(),
+            Script::normal().on(1, Fault::After(stray)),
+        ])
+        .await;
+        let client = Client::connect(&server.url(query)).await.expect("connect");
+        let mut sub = client.subscriber().await.expect("subscriber");
+        sub.subscribe("first").await.expect("subscribe");
+        let message = tokio::time::timeout(GENEROUS, sub.next())
+            .await
+            .expect("no hang")
+            .expect("a message")
+            .expect("not an error");
+        assert_eq!(message.payload(), b"hello", "{query}");
+        sub.ping().await.expect("the connection is still in step");
+        assert_eq!(server.log(1).commands.len(), 2, "{query}");
+        assert!(!server.log(1).closed_by_client, "{query}");
+    }
+}
+
+/// A confirmation for a channel the waiting command did not name is not its answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriber_confirmation_of_another_channel_is_not_the_answer() {
+    let other = support::aggregate(
+        b'*',
+        &[
+            support::bulk(b"subscribe"),
+            support::bulk(b"stray"),
+            support::int(2),
+        ],
+    );
+    let server = FakeServer::start(vec![
+        Script::normal(),
+        Script::normal().on(2, Fault::Instead(other)),
+    ])
+    .await;
+    let client = Client::connect(&server.url("")).await.expect("connect");
+    let sub = client.subscriber().await.expect("subscriber");
+    sub.subscribe("first").await.expect("subscribe");
+    let waiting = tokio::time::timeout(Duration::from_millis(300), sub.subscribe("second")).await;
+    assert!(
+        waiting.is_err(),
+        "completed by another channel's confirmation: {waiting:?}"
+    );
 }

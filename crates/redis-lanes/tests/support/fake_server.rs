@@ -198,6 +198,15 @@ impl FakeServer {
         tokio::time::timeout(limit, wait).await.is_ok()
     }
 
+    /// Waits until the server closed connection `conn` as its script said; returns
+    /// whether it did in time.
+    pub(crate) async fn closed_by_server(&self, conn: usize, limit: Duration) -> bool {
+        self.wait_for(limit, |conns| {
+            conns.get(conn).is_some_and(|c| c.closed_by_server)
+        })
+        .await
+    }
+
     /// Waits until the client closed connection `conn`; returns whether it did in time.
     pub(crate) async fn closed_by_client(&self, conn: usize, limit: Duration) -> bool {
         self.wait_for(limit, |conns| {

@@ -5,4 +5,4 @@ mod fake_server;
 mod wire;
 
 pub(crate) use fake_server::{FakeServer, Fault, Script};
-pub(crate) use wire::message;
+pub(crate) use wire::{aggregate, bulk, int, message};
