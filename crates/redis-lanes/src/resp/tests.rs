@@ -240,7 +240,7 @@ fn depth(value: &Value) -> usize {
 }
 
 /// Asserts that nothing in `value` exceeds `limits`.
-fn assert_within(value: &Value, limits: Limits) {
+pub(super) fn assert_within(value: &Value, limits: Limits) {
     assert!(
         depth(value) <= limits.max_depth,
         "{value:?} deeper than {limits:?}"
@@ -266,7 +266,7 @@ fn assert_within(value: &Value, limits: Limits) {
     }
 }
 
-const SMALL: Limits = Limits {
+pub(super) const SMALL: Limits = Limits {
     max_bulk_len: 16,
     max_depth: 3,
     max_frame_len: 128,
