@@ -105,6 +105,10 @@ mod stats;
 mod transport;
 mod url;
 
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
+
 pub use blocking::{Orphan, OrphanOutcome};
 pub use client::Client;
 pub use config::{Builder, Protocol};
