@@ -222,13 +222,20 @@ impl Builder {
         self
     }
 
-    /// Deepest nesting of aggregate replies accepted. Default: 512.
+    /// Deepest nesting of aggregate replies accepted. Default: 512. Deeper replies close
+    /// the connection with a protocol error as soon as the offending header arrives.
+    ///
+    /// RESP3 push frames, and aggregates inside them, are parsed by the `redis` crate,
+    /// which stops at 100 levels whatever this is set to.
     pub fn max_nesting_depth(mut self, depth: usize) -> Self {
         self.limits.max_depth = depth;
         self
     }
 
-    /// Largest complete reply accepted, in bytes. Default: 1 GiB.
+    /// Largest complete reply accepted, in bytes. Default: 1 GiB. Checked while the
+    /// reply is still arriving, and against headers: a bulk length or an aggregate count
+    /// that could not fit (every element takes at least 3 bytes) is refused at once, so
+    /// no header makes the client reserve memory it announces.
     pub fn max_frame_len(mut self, bytes: usize) -> Self {
         self.limits.max_frame_len = bytes;
         self

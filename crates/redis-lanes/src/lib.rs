@@ -161,6 +161,10 @@ mod tls;
 mod transport;
 mod url;
 
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
+
 pub use blocking::{Orphan, OrphanOutcome};
 pub use client::Client;
 pub use config::{Builder, Protocol};

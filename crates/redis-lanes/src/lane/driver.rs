@@ -128,6 +128,9 @@ struct Conn {
     appended: u64,
     flushed: u64,
     opened: Instant,
+    /// `read_buf` may hold bytes read along with the handshake's replies, which no
+    /// read will announce; they are decoded on the first poll.
+    leftover: bool,
 }
 
 impl fmt::Debug for LaneDriver {
@@ -173,6 +176,7 @@ impl LaneDriver {
 impl Conn {
     fn new(session: Session) -> Self {
         Self {
+            leftover: !session.read_buf.is_empty(),
             stream: session.stream,
             decoder: session.decoder,
             read_buf: session.read_buf,
@@ -257,6 +261,16 @@ impl DriverState {
 
     /// One connection's work: write queued requests, read and match replies.
     fn poll_up(&mut self, cx: &mut Context<'_>) -> Poll<Turn> {
+        if let Link::Up(conn) = &mut self.link {
+            if std::mem::take(&mut conn.leftover) {
+                // Decoded before any request is taken: these bytes arrived before
+                // anything was written, so a reply among them is nobody's (a protocol
+                // error), and a push among them is delivered now, not after the next read.
+                if let Err(err) = conn.decode_all(&mut self.tally, self.push_sender.as_ref()) {
+                    return Poll::Ready(Turn::Broken(err));
+                }
+            }
+        }
         // Set when this poll yields to let other tasks add to the batch; nothing is
         // written until the next poll.
         let mut yielding = false;
@@ -596,6 +610,14 @@ impl Conn {
                 "the server sent a reply that no request was waiting for",
             ));
         };
+        if front.start >= self.flushed {
+            // The oldest request is still in the write buffer (it waits a scheduler
+            // pass to join a batch), so the server cannot be answering it: taking this
+            // frame as its reply would shift every reply after it onto the wrong caller.
+            return Err(Error::protocol(
+                "the server sent a reply before the request it would answer was written",
+            ));
+        }
         front.remaining -= 1;
         if !front.multi {
             // The common case: one command, one reply.
@@ -669,3 +691,7 @@ fn lost(why: &str) -> Error {
 fn lost_io(why: &str, e: std::io::Error) -> Error {
     Error::with_source(ErrorKind::ConnectionLost, why.to_owned(), e)
 }
+
+#[cfg(all(test, unix))]
+#[path = "driver_tests.rs"]
+mod tests;

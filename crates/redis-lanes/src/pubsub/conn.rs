@@ -71,13 +71,13 @@ impl Conn {
             batch: Vec::new(),
         };
         core.shared.set_connection(false, opened.client_id);
-        for (kind, cmd, remaining) in core.subs.restore_commands() {
+        for (kind, cmd, names) in core.subs.restore_commands() {
             conn.write_buf.extend_from_slice(&cmd.get_packed_command());
             conn.pending.push_back(Pending {
                 expect: Expect::Confirm {
                     kind,
                     on: true,
-                    remaining,
+                    names: names.into(),
                 },
                 waiter: Waiter::Restore,
             });
@@ -243,13 +243,14 @@ impl Conn {
                 core.subs.apply(kind, on, channel.as_deref());
                 core.shared.publish_counts(&core.subs);
                 let done = match self.pending.front_mut().map(|p| &mut p.expect) {
+                    // The next name the command is waiting for; any other is not its answer.
                     Some(Expect::Confirm {
                         kind: k,
                         on: o,
-                        remaining,
-                    }) if *k == kind && *o == on => {
-                        *remaining = remaining.saturating_sub(1);
-                        *remaining == 0
+                        names,
+                    }) if *k == kind && *o == on && names.front() == channel.as_ref() => {
+                        names.pop_front();
+                        names.is_empty()
                     }
                     Some(Expect::UntilNone(k)) if *k == kind && !on => {
                         channel.is_none() || count == 0 || core.subs.of(kind).is_empty()

@@ -1,6 +1,7 @@
 //! What a subscriber's handle and its driver share: the commands the handle sends, and
 //! the state both read (the message buffer, the connection's id, gauges for `Debug`).
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering::Relaxed};
 
 use tokio::sync::oneshot;
@@ -27,14 +28,16 @@ pub(super) enum Command {
 }
 
 /// What completes a command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Expect {
-    /// This many confirmations of this kind: the server sends one per name given, even
-    /// for a name given twice or one not subscribed.
+    /// One confirmation of this kind per name given, in the order given: the server
+    /// sends one per name, even for a name given twice or one not subscribed. Holding
+    /// the names (not just their count) keeps a confirmation the server sent on its own
+    /// (or a stray one) from being taken for this command's.
     Confirm {
         kind: SubKind,
         on: bool,
-        remaining: usize,
+        names: VecDeque<Vec<u8>>,
     },
     /// An unsubscribe without names: one confirmation per subscription of the kind, or
     /// a single one naming nothing when there was none. Done when none of the kind is
@@ -46,8 +49,8 @@ pub(super) enum Expect {
 
 impl Expect {
     /// The command's name, for error messages.
-    pub(super) fn command(self) -> &'static str {
-        match self {
+    pub(super) fn command(&self) -> &'static str {
+        match *self {
             Expect::Confirm { kind, on, .. } => kind.command(on),
             Expect::UntilNone(kind) => kind.command(false),
             Expect::Pong => "PING",

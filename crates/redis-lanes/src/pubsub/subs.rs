@@ -64,10 +64,10 @@ impl Subscriptions {
         }
     }
 
-    /// The commands that restore every subscription on a new connection, with how many
-    /// confirmations each earns. Shard channels get one command each: in a cluster all
+    /// The commands that restore every subscription on a new connection, with the names
+    /// whose confirmations each must see, in order. Shard channels get one command each: in a cluster all
     /// channels of one `SSUBSCRIBE` must share a slot, and splitting costs nothing here.
-    pub(super) fn restore_commands(&self) -> Vec<(SubKind, redis::Cmd, usize)> {
+    pub(super) fn restore_commands(&self) -> Vec<(SubKind, redis::Cmd, Vec<Vec<u8>>)> {
         let mut out = Vec::new();
         for kind in SubKind::ALL {
             let set = self.of(kind);
@@ -78,14 +78,14 @@ impl Subscriptions {
                 for name in set {
                     let mut cmd = redis::cmd(kind.command(true));
                     cmd.arg(name);
-                    out.push((kind, cmd, 1));
+                    out.push((kind, cmd, vec![name.clone()]));
                 }
             } else {
                 let mut cmd = redis::cmd(kind.command(true));
                 for name in set {
                     cmd.arg(name);
                 }
-                out.push((kind, cmd, set.len()));
+                out.push((kind, cmd, set.iter().cloned().collect()));
             }
         }
         out
@@ -112,7 +112,7 @@ mod tests {
         let restore = subs.restore_commands();
         let packed: Vec<(SubKind, Vec<u8>, usize)> = restore
             .into_iter()
-            .map(|(k, c, n)| (k, c.get_packed_command(), n))
+            .map(|(k, c, names)| (k, c.get_packed_command(), names.len()))
             .collect();
         assert_eq!(packed.len(), 4);
         assert_eq!(

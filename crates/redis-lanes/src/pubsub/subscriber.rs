@@ -350,7 +350,7 @@ impl Subscriber {
         let expect = Expect::Confirm {
             kind,
             on,
-            remaining: names.len(),
+            names: names.into(),
         };
         self.request(cmd.get_packed_command(), expect).await
     }

@@ -20,6 +20,8 @@ pub(crate) mod parse;
 pub(crate) mod scan;
 
 #[cfg(test)]
+mod soak;
+#[cfg(test)]
 mod tests;
 
 /// Bounds on what a peer may make the decoder buffer or build.

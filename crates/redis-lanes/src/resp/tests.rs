@@ -240,7 +240,7 @@ fn depth(value: &Value) -> usize {
 }
 
 /// Asserts that nothing in `value` exceeds `limits`.
-fn assert_within(value: &Value, limits: Limits) {
+pub(super) fn assert_within(value: &Value, limits: Limits) {
     assert!(
         depth(value) <= limits.max_depth,
         "{value:?} deeper than {limits:?}"
@@ -266,7 +266,7 @@ fn assert_within(value: &Value, limits: Limits) {
     }
 }
 
-const SMALL: Limits = Limits {
+pub(super) const SMALL: Limits = Limits {
     max_bulk_len: 16,
     max_depth: 3,
     max_frame_len: 128,
@@ -356,4 +356,74 @@ fn check_hostile(bytes: &[u8], chunk_sizes: &[usize]) {
             assert!(e.to_string().starts_with("RESP protocol error at byte "));
         }
     }
+}
+
+// ---- hostile headers and nesting -----------------------------------------------------------
+
+#[test]
+fn gigabyte_headers_fail_without_reserving_what_they_claim() {
+    for header in [
+        &b"$4000000000\r\n"[..],
+        b"*4000000000\r\n",
+        b"~4000000000\r\n",
+        b"%4000000000\r\n",
+        b">4000000000\r\n",
+        b"|4000000000\r\n",
+        b"=4000000000\r\n",
+        b"!4000000000\r\n",
+        b"*1\r\n$4000000000\r\n",
+        b"*2\r\n:1\r\n*4000000000\r\n",
+    ] {
+        let mut decoder = Decoder::new(Limits::default());
+        let mut buf = BytesMut::with_capacity(64);
+        buf.extend_from_slice(header);
+        let capacity = buf.capacity();
+        let err = decoder
+            .decode(&mut buf)
+            .expect_err("a gigabyte header is refused");
+        assert!(err.to_string().contains("limit"), "{header:?}: {err}");
+        assert_eq!(buf.capacity(), capacity, "{header:?}: the buffer was grown");
+        assert!(
+            decoder.scanner.depth() <= 2,
+            "{header:?}: nothing was pushed for the claimed elements"
+        );
+    }
+}
+
+#[test]
+fn nesting_100_000_deep_fails_at_the_depth_limit() {
+    let deep = [b"*1\r\n".repeat(100_000), b":1\r\n".to_vec()].concat();
+    for chunk in [deep.len(), 4096, 3] {
+        let (frames, err) = decode_chunks(deep.chunks(chunk), Limits::default());
+        assert!(frames.is_empty());
+        let err = err.expect("too deep");
+        assert!(err.to_string().contains("nested deeper than 512"), "{err}");
+    }
+}
+
+/// Push frames are parsed by the `redis` crate, which recurses per level (up to its own
+/// limit of 100). On a thread with the stack of a Tokio worker (2 MiB), nesting at and
+/// around that limit, and up to ours, must decode or fail, never overflow the stack.
+#[test]
+fn deep_pushes_do_not_overflow_a_worker_stack() {
+    let run = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(|| {
+            for levels in [1, 50, 98, 99, 100, 101, 200, 511] {
+                let push = [
+                    &b">2\r\n$7\r\nmessage\r\n"[..],
+                    &b"*1\r\n".repeat(levels),
+                    b":1\r\n",
+                ]
+                .concat();
+                let (frames, err) = decode_whole(&push, Limits::default());
+                assert_eq!(frames.len() + usize::from(err.is_some()), 1, "{levels}");
+                // The same nesting under an array is parsed here, without recursion.
+                let array = [&b"*1\r\n"[..], &push[..]].concat();
+                let (frames, err) = decode_whole(&array, Limits::default());
+                assert_eq!(frames.len() + usize::from(err.is_some()), 1, "{levels}");
+            }
+        })
+        .unwrap();
+    run.join().expect("no stack overflow");
 }
