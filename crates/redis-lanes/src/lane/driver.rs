@@ -254,7 +254,7 @@ impl DriverState {
                     }
                     _ => return Poll::Ready(Exit::Failed(err)),
                 },
-                Poll::Ready(Turn::Connected(session)) => self.go_up(session),
+                Poll::Ready(Turn::Connected(session)) => self.go_up(*session),
             }
         }
     }
@@ -390,7 +390,7 @@ impl DriverState {
     }
 
     /// Connected again: a new generation; what waited goes out first, in order.
-    fn go_up(&mut self, session: Box<Session>) {
+    fn go_up(&mut self, session: Session) {
         let Link::Down(mut down) = std::mem::replace(&mut self.link, Link::Switching) else {
             return;
         };
@@ -401,7 +401,7 @@ impl DriverState {
             attempts = down.attempts(),
             "reconnected"
         );
-        self.link = Link::Up(Conn::new(*session));
+        self.link = Link::Up(Conn::new(session));
         for req in down.take_parked() {
             self.accept(req);
         }
