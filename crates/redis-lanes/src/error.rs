@@ -137,6 +137,30 @@ impl Error {
         }
     }
 
+    /// The same error for a request that was written when it happened: the message
+    /// says the outcome is unknown, and it is never marked safe to retry.
+    pub(crate) fn in_flight(&self) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                kind: self.inner.kind,
+                message: format!(
+                    "{}; the request was in flight, so whether it ran is unknown",
+                    self.inner.message
+                ),
+                not_sent: false,
+                source: self.inner.source.clone(),
+            }),
+        }
+    }
+
+    /// The message and source without the kind, for quoting inside another error.
+    pub(crate) fn detail(&self) -> String {
+        match &self.inner.source {
+            Some(source) => format!("{}: {source}", self.inner.message),
+            None => self.inner.message.clone(),
+        }
+    }
+
     pub(crate) fn closed() -> Self {
         Self::new(ErrorKind::Closed, "the client was closed")
     }
@@ -318,6 +342,22 @@ mod tests {
         assert!(lost.is_connection_dropped());
         let closed = redis::RedisError::from(Error::closed());
         assert!(closed.is_connection_dropped());
+    }
+
+    #[test]
+    fn an_in_flight_error_keeps_kind_and_source_and_reads_once() {
+        let io = io::Error::new(io::ErrorKind::ConnectionReset, "reset by peer");
+        let cause = Error::with_source(ErrorKind::ConnectionLost, "reading failed", io);
+        let err = cause.not_sent().in_flight();
+        assert_eq!(err.kind(), ErrorKind::ConnectionLost);
+        assert!(err.is_outcome_unknown() && !err.is_retry_safe());
+        let text = err.to_string();
+        assert_eq!(text.matches("connection lost").count(), 1, "{text}");
+        assert!(
+            text.contains("in flight") && text.contains("reset by peer"),
+            "{text}"
+        );
+        assert_eq!(cause.detail(), "reading failed: reset by peer");
     }
 
     #[test]

@@ -98,7 +98,7 @@ impl Down {
                 ErrorKind::ConnectionLost,
                 format!(
                     "not connected ({}); reconnecting, and set to fail fast",
-                    self.cause
+                    self.cause.detail()
                 ),
             )
             .not_sent();
@@ -131,7 +131,8 @@ impl Down {
                     ErrorKind::ConnectionLost,
                     format!(
                         "not connected within {:?} ({}); the request was not sent",
-                        self.config.reconnect.wait, self.cause
+                        self.config.reconnect.wait,
+                        self.cause.detail()
                     ),
                 )
                 .not_sent();

@@ -645,10 +645,7 @@ impl Conn {
         let unknown = if cause.kind() == ErrorKind::Closed {
             cause.clone()
         } else {
-            Error::new(
-                cause.kind(),
-                format!("{cause}; the request was in flight, so whether it ran is unknown"),
-            )
+            cause.in_flight()
         };
         let flushed = self.flushed;
         for pending in self.in_flight.drain(..) {
