@@ -123,7 +123,12 @@ fn panel(op: Op, names: &[&str], rows: &[Row]) -> Panel {
     for row in rows.iter().filter(|r| r.op == op) {
         for (i, rate) in row.medians().into_iter().enumerate() {
             bars.push(Bar {
-                label: format!("{} tasks · {}", row.tasks, names[i]),
+                label: format!(
+                    "{} task{} · {}",
+                    row.tasks,
+                    if row.tasks == 1 { "" } else { "s" },
+                    names[i]
+                ),
                 value: rate,
                 text: format!("{:.0}k", rate / 1e3),
                 ours: i == 0,

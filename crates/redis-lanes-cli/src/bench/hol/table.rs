@@ -37,7 +37,7 @@ pub(crate) fn panel(plan: &Plan, rows: &[(Spec, Outcome)]) -> Panel {
         .iter()
         .map(|(spec, outcome)| {
             let behind = &outcome.behind;
-            let text = if behind.finished() {
+            let mut text = if behind.finished() {
                 duration(behind.total)
             } else {
                 format!(
@@ -47,6 +47,11 @@ pub(crate) fn panel(plan: &Plan, rows: &[(Spec, Outcome)]) -> Panel {
                     behind.planned
                 )
             };
+            // Fast GETs are no win if the blocking calls were killed to get them.
+            let failed = outcome.blpops.failed();
+            if failed > 0 {
+                let _ = write!(text, "; {failed} of {} BLPOPs failed", plan.blockers);
+            }
             Bar {
                 label: spec.short.to_owned(),
                 value: behind.total.as_secs_f64(),
