@@ -27,7 +27,7 @@ pub(crate) struct Bar {
     pub(crate) ours: bool,
 }
 
-const WIDTH: u32 = 1040;
+const WIDTH: u32 = 1160;
 const LABEL_RIGHT: i32 = 250;
 const BAR_LEFT: i32 = 260;
 const BAR_MAX: i32 = 500;

@@ -41,7 +41,7 @@ pub(crate) fn panel(plan: &Plan, rows: &[(Spec, Outcome)]) -> Panel {
                 duration(behind.total)
             } else {
                 format!(
-                    "cut off at {}: {} of {} done",
+                    "cut off at {}, {}/{} done",
                     duration(plan.bound),
                     behind.done,
                     behind.planned
@@ -50,7 +50,7 @@ pub(crate) fn panel(plan: &Plan, rows: &[(Spec, Outcome)]) -> Panel {
             // Fast GETs are no win if the blocking calls were killed to get them.
             let failed = outcome.blpops.failed();
             if failed > 0 {
-                let _ = write!(text, "; {failed} of {} BLPOPs failed", plan.blockers);
+                let _ = write!(text, "; {failed}/{} BLPOPs failed", plan.blockers);
             }
             Bar {
                 label: spec.short.to_owned(),
