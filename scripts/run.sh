@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The two set-up commands of the README:
+# The set-up commands of the README:
 #   bash scripts/run.sh demo [ARGS...]   the demo (starts its own redis-server unless --url is given)
 #   bash scripts/run.sh test             the whole test suite
+#   bash scripts/run.sh bench [ARGS...]  the side-by-side bench (e.g. --quick, or --out docs)
 # Both need `redis-server` (Debian package `redis-server`) and a Rust toolchain with cargo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,8 +53,15 @@ case "${1:-}" in
         need_redis_server
         exec cargo test --workspace "$@"
         ;;
+    bench)
+        shift
+        need_cargo
+        need_redis_server
+        exec cargo run --release --quiet -p redis-lanes-cli -- bench "$@"
+        ;;
     *)
-        echo "usage: bash scripts/run.sh demo [--url URL] [--duration SECS] | bash scripts/run.sh test" >&2
+        echo "usage: bash scripts/run.sh demo [--url URL] [--duration SECS] | bash scripts/run.sh test" \
+            "| bash scripts/run.sh bench [--quick] [--out DIR]" >&2
         exit 2
         ;;
 esac

@@ -19,8 +19,9 @@ enum Command {
     /// Drive a mixed workload through one client, check every reply, report throughput
     /// and shut down cleanly.
     Demo(demo::Args),
-    /// Measure SET and GET throughput of redis-lanes, redis-rs and fred side by side:
-    /// same process, same Tokio runtime, same server.
+    /// Measure redis-lanes, redis-rs (MultiplexedConnection, ConnectionManager), a
+    /// deadpool-redis pool and fred side by side: same process, same Tokio runtime, same
+    /// server. Throughput, head-of-line blocking, cancellation and release on drop.
     Bench(bench::Args),
 }
 

@@ -1,12 +1,26 @@
-//! `redis-lanes bench`: redis-lanes, redis-rs and fred side by side in one process, one
-//! runtime, against one server. Two scenarios: SET/GET throughput, and head-of-line
-//! blocking (GETs while other callers of the same client wait in BLPOP).
+//! `redis-lanes bench`: redis-lanes, redis-rs (`MultiplexedConnection`,
+//! `ConnectionManager`), a deadpool-redis pool and fred side by side in one process, one
+//! runtime, against one server. Scenarios: SET/GET throughput; head-of-line blocking
+//! (GETs while other callers of the same client wait in BLPOP); how fast a cancelled
+//! BLPOP stops blocking on the server; whether connections close when the last handle
+//! is dropped; elements lost to cancelled BLPOPs; deleted stream consumers re-created by
+//! cancelled reads.
 
+mod chart;
+mod clients;
+mod commands;
 mod hol;
+mod progress;
+mod race;
+mod release;
 mod report;
 mod run;
+mod seed;
+mod server;
+mod summary;
 mod targets;
 mod throughput;
+mod unblock;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -30,16 +44,16 @@ pub(crate) struct Args {
     #[arg(long)]
     url: Option<String>,
     /// Counted seconds per throughput cell (one client, one op, one task count)
-    /// [default: 3, or 0.5 with --quick].
+    /// [default: 3, or 0.3 with --quick].
     #[arg(long)]
     seconds: Option<f64>,
-    /// A short run for CI: 0.5 s per throughput cell, 1 and 16 tasks only; 200 GETs
-    /// behind 16 BLPOPs in the head-of-line scenario.
+    /// A short run for CI (well under a minute): every scenario, each cut down to a
+    /// few rounds; throughput at 1 and 16 tasks only.
     #[arg(long)]
     quick: bool,
-    /// Run one scenario only [default: both, throughput first].
-    #[arg(long, value_enum)]
-    only: Option<Scenario>,
+    /// Run only these scenarios, comma-separated [default: all, in the order listed].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<Scenario>,
     /// Concurrent task counts, comma-separated [default: 1,16,128,512, or 1,16 with
     /// --quick].
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u16).range(1..=10_000))]
@@ -50,9 +64,10 @@ pub(crate) struct Args {
     /// Worker threads of the multi-thread Tokio runtime all the clients share.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=256))]
     workers: u16,
-    /// Also write the tables, with a header describing the run, to this file (for
-    /// example docs/BENCHMARKS.md).
-    #[arg(long)]
+    /// Write the report (BENCHMARKS.md) and its chart (benchmarks.svg) into this
+    /// directory, e.g. `docs`. The part of an existing BENCHMARKS.md below its
+    /// "written by hand" marker is kept.
+    #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
 }
 
@@ -70,6 +85,14 @@ pub(crate) enum Scenario {
     Throughput,
     /// Sequential GETs alone, then behind BLPOPs sent through the same client.
     Hol,
+    /// From dropping a blocked BLPOP until the server no longer has it blocked.
+    Unblock,
+    /// Elements lost by BLPOPs cancelled while a producer pushes.
+    Race,
+    /// Deleted stream consumers re-created by cancelled XREADGROUP BLOCK reads.
+    Seed,
+    /// From dropping the last handle until the server no longer lists the connections.
+    Release,
 }
 
 /// The operation a throughput cell measures.
@@ -88,16 +111,24 @@ impl fmt::Display for Op {
     }
 }
 
-/// Runs the chosen scenarios; any client error ends the run with `Err`.
+/// Runs the chosen scenarios. `Err` when the run cannot go on; `Ok(false)` when a
+/// redis-lanes result breaks one of its guarantees (the other clients' results are
+/// what they are).
 pub(crate) async fn run(args: Args) -> Result<bool, BoxError> {
-    let wanted = |scenario| args.only.is_none_or(|only| only == scenario);
+    let wanted = |scenario| args.only.is_empty() || args.only.contains(&scenario);
     // Check every option before starting a server.
-    let throughput_plan = if wanted(Scenario::Throughput) {
-        Some(throughput_plan(&args)?)
-    } else {
-        None
+    let plan = Plan {
+        throughput: if wanted(Scenario::Throughput) {
+            Some(throughput_plan(&args)?)
+        } else {
+            None
+        },
+        hol: wanted(Scenario::Hol).then(|| hol::Plan::new(args.quick)),
+        unblock: wanted(Scenario::Unblock).then(|| unblock::Plan::new(args.quick)),
+        race: wanted(Scenario::Race).then(|| race::Plan::new(args.quick)),
+        seed: wanted(Scenario::Seed).then(|| seed::Plan::new(args.quick)),
+        release: wanted(Scenario::Release).then(|| release::Plan::new(args.quick)),
     };
-    let hol_plan = wanted(Scenario::Hol).then(|| hol::Plan::new(args.quick));
 
     let _server; // Kept alive for the whole run; dropping it stops the server.
     let (url, origin) = match &args.url {
@@ -115,29 +146,44 @@ pub(crate) async fn run(args: Args) -> Result<bool, BoxError> {
         }
     };
 
-    // A separate client for set-up and clean-up, so the measured ones do only the work.
+    // A separate client for set-up, clean-up and watching the server, so the measured
+    // ones do only the work.
     let admin = redis_lanes::Client::connect(&url).await?;
     let prefix = format!("redis-lanes-bench:{}", std::process::id());
-    let outcome = scenarios(&url, &admin, &prefix, throughput_plan, hol_plan).await;
+    let started = std::time::Instant::now();
+    let outcome = scenarios(&url, &admin, &prefix, plan).await;
     admin.close().await;
     let (server_version, sections) = outcome?;
+    eprintln!("measured in {:.1} s", started.elapsed().as_secs_f64());
 
-    if let Some(path) = &args.out {
+    if let Some(dir) = &args.out {
         let context = report::Context {
             server_version,
             server_origin: origin,
             workers: args.workers(),
         };
-        std::fs::write(path, report::document(&context, &sections))
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        eprintln!("wrote {}", path.display());
+        report::write(dir, &context, &sections)?;
     }
-    Ok(true)
+    let failures: Vec<&String> = sections.iter().flat_map(|s| &s.failures).collect();
+    for failure in &failures {
+        eprintln!("FAILED: {failure}");
+    }
+    Ok(failures.is_empty())
+}
+
+/// The scenarios to run, each with its settings.
+struct Plan {
+    throughput: Option<throughput::Plan>,
+    hol: Option<hol::Plan>,
+    unblock: Option<unblock::Plan>,
+    race: Option<race::Plan>,
+    seed: Option<seed::Plan>,
+    release: Option<release::Plan>,
 }
 
 /// The throughput cells the options ask for.
 fn throughput_plan(args: &Args) -> Result<throughput::Plan, BoxError> {
-    let window_secs = args.seconds.unwrap_or(if args.quick { 0.5 } else { 3.0 });
+    let window_secs = args.seconds.unwrap_or(if args.quick { 0.3 } else { 3.0 });
     if !(window_secs > 0.0 && window_secs <= 600.0) {
         return Err("--seconds must be between 0 and 600".into());
     }
@@ -156,32 +202,45 @@ fn throughput_plan(args: &Args) -> Result<throughput::Plan, BoxError> {
     })
 }
 
-/// Runs the planned scenarios in order, printing each table as soon as it is measured
-/// (the head-of-line scenario takes a while); returns the server's version and the
-/// sections for `--out`.
+/// Runs the planned scenarios in order, printing each table as soon as it is measured;
+/// returns the server's version and the sections for `--out`.
 async fn scenarios(
     url: &str,
     admin: &redis_lanes::Client,
     prefix: &str,
-    throughput_plan: Option<throughput::Plan>,
-    hol_plan: Option<hol::Plan>,
+    plan: Plan,
 ) -> Result<(String, Vec<report::Section>), BoxError> {
     let server_version = tokio::time::timeout(ADMIN_TIMEOUT, server_version(admin))
         .await
         .map_err(|_| "INFO server: no reply")??;
     let mut sections = Vec::new();
-    if let Some(plan) = throughput_plan {
-        let section = throughput::run(url, admin, prefix, &plan).await?;
-        print!("{}", section.table);
-        sections.push(section);
-    }
-    if let Some(plan) = hol_plan {
-        let section = hol::run(url, admin, prefix, &plan).await?;
+    let mut done = |section: report::Section| {
         if !sections.is_empty() {
             println!();
         }
+        println!("## {}\n", section.heading);
         print!("{}", section.table);
         sections.push(section);
+    };
+    if let Some(plan) = plan.throughput {
+        done(throughput::run(url, admin, prefix, &plan).await?);
+    }
+    if let Some(plan) = plan.hol {
+        done(hol::run(url, admin, prefix, &plan).await?);
+    }
+    if let Some(plan) = plan.unblock {
+        done(unblock::run(url, admin, prefix, &plan).await?);
+    }
+    if let Some(plan) = plan.race {
+        done(race::run(url, admin, prefix, &plan).await?);
+    }
+    if let Some(plan) = plan.seed {
+        done(seed::run(url, admin, prefix, &plan).await?);
+    }
+    // Last: fred keeps the connections of a dropped client open, and although this
+    // scenario closes them with CLIENT KILL, nothing measured should run next to them.
+    if let Some(plan) = plan.release {
+        done(release::run(url, admin, prefix, &plan).await?);
     }
     Ok((server_version, sections))
 }

@@ -1,37 +1,50 @@
-//! The three clients under test, behind one enum with `set`, `get` and `blpop`.
+//! The clients under test, behind one enum, and how each one connects.
 //!
 //! An enum rather than a trait object: the dispatch is one `match` per operation, the
-//! same for every client, and `async fn` needs no boxing.
+//! same for every client, and `async fn` needs no boxing. The operations themselves are
+//! in `commands.rs`.
 
 use std::time::Duration;
 
-use fred::bytes::Bytes;
-use fred::prelude::{Blocking, ClientLike, KeysInterface, ListInterface};
-use redis::AsyncCommands;
+use fred::prelude::{Blocking, ClientLike};
 
 use super::BoxError;
 
 /// How long connecting may take before the run gives up on a client.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// One connected client. Clones share its connection; each benchmark task gets a clone.
+/// Connections in the deadpool-redis pool: enough for every task of the 16-task cells
+/// to hold one, as a pool sized for its load would be.
+pub(crate) const POOL_SIZE: usize = 16;
+
+/// Connections a new deadpool-redis pool opens before it is used (see [`Target::pool`]).
+const WARM_CONNECTIONS: usize = 4;
+
+/// One connected client. Clones share its connections; each benchmark task gets a clone.
 #[derive(Clone)]
 pub(crate) enum Target {
-    /// `redis_lanes::Client`, driven through `redis::AsyncCommands`.
+    /// `redis_lanes::Client`, driven through the `redis` command API.
     Lanes(redis_lanes::Client),
     /// redis-rs's multiplexed connection (response timeout off, unless made with
     /// [`Target::redis_rs_default`]).
     RedisRs(redis::aio::MultiplexedConnection),
+    /// redis-rs's `ConnectionManager`: a multiplexed connection that reconnects.
+    Manager(redis::aio::ConnectionManager),
+    /// A deadpool-redis pool of [`POOL_SIZE`] multiplexed connections; every operation
+    /// takes one from the pool and gives it back.
+    Pool(deadpool_redis::Pool),
     /// A single fred client (one connection, fred's own pipelining).
     Fred(fred::prelude::Client),
 }
 
 impl Target {
-    /// Connects all three clients to `url`, in table order.
+    /// Connects one client of each library to `url`, in the throughput table's order.
     pub(crate) async fn connect_all(url: &str) -> Result<Vec<Target>, BoxError> {
         Ok(vec![
             with_timeout("redis-lanes", Self::lanes(url)).await?,
             with_timeout("redis-rs", Self::redis_rs(url)).await?,
+            with_timeout("ConnectionManager", Self::manager(url)).await?,
+            with_timeout("deadpool-redis", Self::pool(url)).await?,
             with_timeout("fred", Self::fred(url, Blocking::Block)).await?,
         ])
     }
@@ -45,13 +58,18 @@ impl Target {
         Ok(Target::Lanes(client))
     }
 
+    /// The connection settings of every redis-rs based client here: redis-rs times
+    /// responses out after 500 ms by default; redis-lanes and fred do not, so it is
+    /// turned off to compare the same work (the head-of-line scenario also runs the
+    /// default, see [`Target::redis_rs_default`]).
+    fn redis_rs_config() -> redis::AsyncConnectionConfig {
+        redis::AsyncConnectionConfig::new().set_response_timeout(None)
+    }
+
     /// A redis-rs multiplexed connection with the response timeout off.
     pub(crate) async fn redis_rs(url: &str) -> Result<Target, BoxError> {
-        // redis-rs times responses out by default; redis-lanes and fred do not, so turn
-        // it off to compare the same work.
-        let config = redis::AsyncConnectionConfig::new().set_response_timeout(None);
         let conn = redis::Client::open(url)?
-            .get_multiplexed_async_connection_with_config(&config)
+            .get_multiplexed_async_connection_with_config(&Self::redis_rs_config())
             .await?;
         Ok(Target::RedisRs(conn))
     }
@@ -63,6 +81,36 @@ impl Target {
             .get_multiplexed_async_connection()
             .await?;
         Ok(Target::RedisRs(conn))
+    }
+
+    /// A redis-rs `ConnectionManager` with its defaults, apart from the response
+    /// timeout (off, as for the multiplexed connection).
+    pub(crate) async fn manager(url: &str) -> Result<Target, BoxError> {
+        let config = redis::aio::ConnectionManagerConfig::new().set_response_timeout(None);
+        let manager =
+            redis::aio::ConnectionManager::new_with_config(redis::Client::open(url)?, config)
+                .await?;
+        Ok(Target::Manager(manager))
+    }
+
+    /// A deadpool-redis pool of [`POOL_SIZE`] connections, response timeout off.
+    ///
+    /// The pool opens connections on demand. [`WARM_CONNECTIONS`] are opened here, as
+    /// a pool in use has a few idle ones: which connection the next command gets (the
+    /// one idle longest; deadpool is first in, first out by default) matters when one of
+    /// them is still busy with a cancelled command.
+    pub(crate) async fn pool(url: &str) -> Result<Target, BoxError> {
+        let manager = deadpool_redis::Manager::new_with_config(url, Self::redis_rs_config())?;
+        let pool = deadpool_redis::Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(deadpool_redis::Runtime::Tokio1)
+            .build()?;
+        let mut warm = Vec::new();
+        for _ in 0..WARM_CONNECTIONS {
+            warm.push(pool.get().await?);
+        }
+        drop(warm);
+        Ok(Target::Pool(pool))
     }
 
     /// A fred client with its defaults, apart from what it does with a command sent
@@ -78,90 +126,31 @@ impl Target {
         Ok(Target::Fred(client))
     }
 
-    /// The client's name as the table shows it.
+    /// The client's name as the throughput table shows it.
     pub(crate) fn name(&self) -> &'static str {
         match self {
             Target::Lanes(_) => "redis-lanes",
             Target::RedisRs(_) => "redis-rs",
+            Target::Manager(_) => "ConnectionManager",
+            Target::Pool(_) => "deadpool-redis",
             Target::Fred(_) => "fred",
         }
     }
 
-    /// `SET key value`.
-    pub(crate) async fn set(&mut self, key: &str, value: &'static [u8]) -> Result<(), BoxError> {
-        match self {
-            Target::Lanes(c) => c.set::<_, _, ()>(key, value).await?,
-            Target::RedisRs(c) => c.set::<_, _, ()>(key, value).await?,
-            Target::Fred(c) => {
-                c.set::<(), _, _>(key, Bytes::from_static(value), None, None, false)
-                    .await?
-            }
-        }
-        Ok(())
-    }
-
-    /// `GET key`, returning the value's length so the caller can check it. Each client
-    /// reads into its own cheapest byte type.
-    pub(crate) async fn get_len(&mut self, key: &str) -> Result<usize, BoxError> {
-        Ok(match self {
-            Target::Lanes(c) => c.get::<_, Vec<u8>>(key).await?.len(),
-            Target::RedisRs(c) => c.get::<_, Vec<u8>>(key).await?.len(),
-            Target::Fred(c) => c.get::<Bytes, _>(key).await?.len(),
-        })
-    }
-
-    /// `BLPOP key seconds`, expected to time out on the server: `Ok` when the reply is
-    /// nil (however the client spells it). Nothing is pushed to `key` while it waits, so a popped value is an error.
-    pub(crate) async fn blpop(&mut self, key: &str, seconds: u32) -> Result<(), BoxError> {
-        let popped = match self {
-            Target::Lanes(c) => blpop_redis(c, key, seconds).await?,
-            Target::RedisRs(c) => blpop_redis(c, key, seconds).await?,
-            Target::Fred(c) => {
-                match c
-                    .blpop::<Option<(String, Bytes)>, _>(key, f64::from(seconds))
-                    .await
-                {
-                    Ok(popped) => popped.is_some(),
-                    // fred 10 reports BLPOP's nil reply (the server-side timeout) as
-                    // `ErrorKind::Timeout` ("Request timed out."). fred's own command
-                    // timeout, the only other source of that kind, is off by default and
-                    // here, so this is the normal end, not a failure.
-                    Err(e) if *e.kind() == fred::error::ErrorKind::Timeout => false,
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        };
-        if popped {
-            return Err(format!("BLPOP {key} popped a value nobody pushed").into());
-        }
-        Ok(())
-    }
-
-    /// Closes the connection; errors are ignored, as the numbers are already in.
+    /// Closes the connections the way each library offers; errors are ignored, as the
+    /// numbers are already in.
     pub(crate) async fn close(self) {
         match self {
             Target::Lanes(c) => c.close().await,
             // The socket closes when the last clone is dropped.
             Target::RedisRs(c) => drop(c),
+            Target::Manager(c) => drop(c),
+            Target::Pool(p) => p.close(),
             Target::Fred(c) => {
                 let _ = tokio::time::timeout(CONNECT_TIMEOUT, c.quit()).await;
             }
         }
     }
-}
-
-/// `BLPOP` through anything redis-rs can send on; `true` if it popped a value.
-async fn blpop_redis(
-    conn: &mut impl redis::aio::ConnectionLike,
-    key: &str,
-    seconds: u32,
-) -> Result<bool, BoxError> {
-    let reply: Option<(String, Vec<u8>)> = redis::cmd("BLPOP")
-        .arg(key)
-        .arg(seconds)
-        .query_async(conn)
-        .await?;
-    Ok(reply.is_some())
 }
 
 /// Runs `connect` for at most [`CONNECT_TIMEOUT`], naming the client in the error.

@@ -1,11 +1,15 @@
 //! The throughput scenario: SET and GET from N concurrent tasks sharing one client
 //! object, per client, per task count.
 
+use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::report::{self, Section};
+use super::chart::{Bar, Panel};
+use super::progress;
+use super::report::Section;
 use super::run::cell;
-use super::targets::Target;
+use super::summary::{median, ratio};
+use super::targets::{Target, POOL_SIZE};
 use super::{BoxError, Op, ADMIN_TIMEOUT};
 
 /// How the throughput cells are run, from the command line.
@@ -17,25 +21,15 @@ pub(crate) struct Plan {
 }
 
 /// One line of the table: its samples per client, in `Target::connect_all` order.
-pub(crate) struct Row {
-    pub(crate) op: Op,
-    pub(crate) tasks: usize,
-    samples: [Vec<f64>; 3],
+struct Row {
+    op: Op,
+    tasks: usize,
+    samples: Vec<Vec<f64>>,
 }
 
 impl Row {
-    pub(crate) fn medians(&self) -> [f64; 3] {
-        self.samples.each_ref().map(|s| median(s))
-    }
-}
-
-fn median(samples: &[f64]) -> f64 {
-    let mut sorted = samples.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    match sorted.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => sorted[n / 2],
-        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    fn medians(&self) -> Vec<f64> {
+        self.samples.iter().map(|s| median(s)).collect()
     }
 }
 
@@ -53,7 +47,7 @@ pub(crate) async fn run(
             rows.push(Row {
                 op,
                 tasks,
-                samples: Default::default(),
+                samples: vec![Vec::new(); targets.len()],
             });
         }
     }
@@ -65,6 +59,7 @@ pub(crate) async fn run(
         .await
         .map_err(|_| BoxError::from("deleting the benchmark keys: no reply"))
         .and_then(|r| r);
+    let names: Vec<&str> = targets.iter().map(Target::name).collect();
     for target in targets {
         target.close().await;
     }
@@ -75,16 +70,75 @@ pub(crate) async fn run(
         heading: "Throughput",
         about: format!(
             "Throughput of SET and GET of 16-byte values, from N concurrent tasks sharing \
-             one client object, for redis-lanes, redis-rs (`MultiplexedConnection`, \
-             response timeout off) and fred (one `Client`). Clients run back to back \
+             one client object: redis-lanes; redis-rs's `MultiplexedConnection` and \
+             `ConnectionManager` (response timeout off); a deadpool-redis pool of \
+             {POOL_SIZE} connections (response timeout off; every operation takes a \
+             connection from the pool); fred (one `Client`). Clients run back to back \
              within each cell so drift on the machine hits them alike. Each cell: \
              {warmup:.2} s warm-up, then {window:.2} s counted; median of {rounds} round(s).",
             warmup = plan.warmup.as_secs_f64(),
             window = plan.window.as_secs_f64(),
             rounds = plan.rounds,
         ),
-        table: report::table(&rows),
+        table: table(&names, &rows),
+        panels: [Op::Get, Op::Set]
+            .into_iter()
+            .map(|op| panel(op, &names, &rows))
+            .collect(),
+        failures: Vec::new(),
     })
+}
+
+/// The results table, one line per (op, tasks), medians over the rounds: ops/s per
+/// client, then redis-lanes (the first client) over each other client.
+fn table(names: &[&str], rows: &[Row]) -> String {
+    let mut out = String::from("| op | tasks |");
+    for name in names {
+        let _ = write!(out, " {name} ops/s |");
+    }
+    for name in &names[1..] {
+        let _ = write!(out, " lanes / {name} |");
+    }
+    out.push_str("\n|---|---:|");
+    out.push_str(&"---:|".repeat(2 * names.len() - 1));
+    out.push('\n');
+    for row in rows {
+        let medians = row.medians();
+        // Writing to a String cannot fail.
+        let _ = write!(out, "| {} | {} |", row.op, row.tasks);
+        for rate in &medians {
+            let _ = write!(out, " {rate:.0} |");
+        }
+        for other in &medians[1..] {
+            let _ = write!(out, " {} |", ratio(medians[0], *other));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The chart's panel for one op: a bar per (task count, client).
+fn panel(op: Op, names: &[&str], rows: &[Row]) -> Panel {
+    let mut bars = Vec::new();
+    for row in rows.iter().filter(|r| r.op == op) {
+        for (i, rate) in row.medians().into_iter().enumerate() {
+            bars.push(Bar {
+                label: format!(
+                    "{} task{} · {}",
+                    row.tasks,
+                    if row.tasks == 1 { "" } else { "s" },
+                    names[i]
+                ),
+                value: rate,
+                text: format!("{:.0}k", rate / 1e3),
+                ours: i == 0,
+            });
+        }
+    }
+    Panel {
+        title: format!("{op} throughput, ops/s (more is better)"),
+        bars,
+    }
 }
 
 /// Fills every row's samples: per round, per cell, the three clients back to back.
@@ -95,9 +149,10 @@ async fn measure(
     prefix: &str,
 ) -> Result<(), BoxError> {
     let rounds = plan.rounds;
+    let bar = progress::bar("throughput", rounds * rows.len() * targets.len());
     for round in 0..rounds {
         for row in rows.iter_mut() {
-            eprint!(
+            let mut line = format!(
                 "round {}/{rounds}  {} {:>4} tasks:",
                 round + 1,
                 row.op,
@@ -107,20 +162,23 @@ async fn measure(
             for i in 0..targets.len() {
                 let which = (i + round) % targets.len();
                 let target = &targets[which];
+                bar.set_message(format!("{} {} tasks: {}", row.op, row.tasks, target.name()));
                 let rate = cell(target, row.op, row.tasks, prefix, plan.warmup, plan.window).await;
+                bar.inc(1);
                 let rate = match rate {
                     Ok(rate) => rate,
                     Err(e) => {
-                        eprintln!();
+                        bar.abandon();
                         return Err(e);
                     }
                 };
-                eprint!("  {} {rate:.0}", target.name());
+                let _ = write!(line, "  {} {rate:.0}", target.name());
                 row.samples[which].push(rate);
             }
-            eprintln!(" ops/s");
+            progress::note(&bar, &format!("{line} ops/s"));
         }
     }
+    bar.finish_and_clear();
     Ok(())
 }
 

@@ -3,29 +3,22 @@
 //!
 //! Nothing here returns early on a client error or waits without a bound: a client that
 //! fails or stalls is what the table is for, so errors are counted and every phase stops
-//! at [`BOUND`].
+//! at the plan's bound.
 
 use std::time::Duration;
 
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use super::super::server;
 use super::super::targets::Target;
 use super::super::{BoxError, VALUE};
 use super::Plan;
 
-/// The server-side timeout of every BLPOP, in seconds: each should end with a nil
-/// reply after this long.
-pub(crate) const BLPOP_SECONDS: u32 = 2;
-
-/// The longest any phase may take: the GETs of one phase, or the BLPOPs from their
-/// start. A client still busy then is cut off and reported, not waited for.
-pub(crate) const BOUND: Duration = Duration::from_secs(10);
-
-/// How late after [`BLPOP_SECONDS`] a nil reply still counts as normal: the server
-/// checks timeouts every few ms, so a second is generous; a reply later than that
+/// How late after the BLPOP timeout a nil reply still counts as normal: the server
+/// checks timeouts every few ms, so half a second is generous; a reply later than that
 /// waited behind something else.
-const LATE_AFTER: Duration = Duration::from_secs(1);
+const LATE_AFTER: Duration = Duration::from_millis(500);
 
 /// Time for the BLPOPs to reach the server and block before the GETs start.
 const SETTLE: Duration = Duration::from_millis(100);
@@ -58,7 +51,7 @@ impl Gets {
 /// How the BLPOPs ended, counted from when the first was started.
 #[derive(Debug, Default)]
 pub(crate) struct Blpops {
-    /// Nil replies within `BLPOP_SECONDS + LATE_AFTER`: what the caller asked for.
+    /// Nil replies within the BLPOP timeout plus `LATE_AFTER`: what the caller asked for.
     pub(crate) normal: usize,
     /// Nil replies later than that: the BLPOP waited behind something.
     pub(crate) late: usize,
@@ -104,11 +97,11 @@ pub(crate) async fn row(
 ) -> Result<Outcome, BoxError> {
     let mut client = target.clone();
     for _ in 0..WARMUP_GETS {
-        tokio::time::timeout(BOUND, client.get_len(key))
+        tokio::time::timeout(plan.bound, client.get_len(key))
             .await
-            .map_err(|_| format!("warm-up GET: no reply within {BOUND:?}"))??;
+            .map_err(|_| format!("warm-up GET: no reply within {:?}", plan.bound))??;
     }
-    let alone = gets(target, key, plan.gets).await;
+    let alone = gets(target, key, plan).await;
 
     let started = Instant::now();
     // Dropping the set at the end of this function aborts BLPOPs still waiting.
@@ -116,8 +109,9 @@ pub(crate) async fn row(
     for queue in queues {
         let mut client = target.clone();
         let queue = queue.clone();
+        let seconds = plan.blpop_seconds;
         blockers.spawn(async move {
-            let ended = client.blpop(&queue, BLPOP_SECONDS).await;
+            let ended = client.blpop(&queue, seconds).await;
             (started.elapsed(), ended)
         });
     }
@@ -127,8 +121,8 @@ pub(crate) async fn row(
         .await
         .ok()
         .and_then(Result::ok);
-    let behind = gets(target, key, plan.gets).await;
-    let blpops = collect(&mut blockers, started).await;
+    let behind = gets(target, key, plan).await;
+    let blpops = collect(&mut blockers, started, plan).await;
     Ok(Outcome {
         alone,
         behind,
@@ -137,16 +131,16 @@ pub(crate) async fn row(
     })
 }
 
-/// `count` sequential GETs of `key`, each timed, all within [`BOUND`].
-async fn gets(target: &Target, key: &str, count: usize) -> Gets {
+/// The plan's sequential GETs of `key`, each timed, all within the plan's bound.
+async fn gets(target: &Target, key: &str, plan: &Plan) -> Gets {
     let mut client = target.clone();
     let mut out = Gets {
-        planned: count,
+        planned: plan.gets,
         ..Gets::default()
     };
     let start = Instant::now();
-    let deadline = start + BOUND;
-    for _ in 0..count {
+    let deadline = start + plan.bound;
+    for _ in 0..plan.gets {
         let sent = Instant::now();
         let reply = tokio::time::timeout_at(deadline, client.get_len(key)).await;
         out.max = out.max.max(sent.elapsed());
@@ -172,21 +166,21 @@ async fn gets(target: &Target, key: &str, count: usize) -> Gets {
 
 type Ended = (Duration, Result<(), BoxError>);
 
-/// Waits for the BLPOPs until [`BOUND`] after `started`, sorting how each ended.
-async fn collect(blockers: &mut JoinSet<Ended>, started: Instant) -> Blpops {
-    let on_time = Duration::from_secs(BLPOP_SECONDS.into()) + LATE_AFTER;
+/// Waits for the BLPOPs until the plan's bound after `started`, sorting how each ended.
+async fn collect(blockers: &mut JoinSet<Ended>, started: Instant, plan: &Plan) -> Blpops {
+    let on_time = Duration::from_secs(plan.blpop_seconds.into()) + LATE_AFTER;
     let mut out = Blpops::default();
     loop {
         // A deadline already past still collects the BLPOPs that have ended: `timeout`
         // polls the future before the timer.
         let (after, ended) =
-            match tokio::time::timeout_at(started + BOUND, blockers.join_next()).await {
+            match tokio::time::timeout_at(started + plan.bound, blockers.join_next()).await {
                 Ok(None) => break,
                 Ok(Some(Ok(ended))) => ended,
                 Ok(Some(Err(join))) => (started.elapsed(), Err(join.into())),
                 Err(_) => {
                     out.unfinished = blockers.len();
-                    out.failure(BOUND);
+                    out.failure(plan.bound);
                     break;
                 }
             };
@@ -209,11 +203,7 @@ async fn collect(blockers: &mut JoinSet<Ended>, started: Instant) -> Blpops {
 
 /// The server's count of clients blocked in a blocking command.
 async fn blocked_clients(admin: &redis_lanes::Client) -> Result<u64, BoxError> {
-    let mut conn = admin.clone();
-    let info: String = redis::cmd("INFO")
-        .arg("clients")
-        .query_async(&mut conn)
-        .await?;
+    let info: String = server::query(admin, redis::cmd("INFO").arg("clients")).await?;
     info.lines()
         .find_map(|l| l.strip_prefix("blocked_clients:"))
         .ok_or("INFO clients has no blocked_clients")?

@@ -1,39 +1,65 @@
 //! The head-of-line scenario: do commands through a client wait behind blocking
 //! commands sent through clones of the same client, and what happens to those?
 //!
-//! Per client (see [`clients::ALL`]), a new connection: sequential GETs alone, then the
-//! same GETs while clones wait in `BLPOP <empty list> 2`, then how the BLPOPs ended.
+//! Per client, a new connection: sequential GETs alone, then the same GETs while clones
+//! wait in `BLPOP <empty list> N`, then how the BLPOPs ended.
 
-mod clients;
 mod measure;
 mod table;
 
+use std::time::Duration;
+
+use super::clients::{self, Spec};
+use super::progress;
 use super::report::Section;
+use super::server;
+use super::summary::duration;
 use super::targets::Target;
-use super::{BoxError, ADMIN_TIMEOUT, VALUE};
+use super::{BoxError, VALUE};
 
-use self::measure::{Outcome, BLPOP_SECONDS, BOUND};
-use self::table::duration;
+use self::measure::Outcome;
 
-/// How many GETs and BLPOPs each row runs.
+/// The rows, in table order.
+const ROWS: [Spec; 7] = [
+    clients::LANES,
+    clients::REDIS_RS,
+    clients::REDIS_RS_DEFAULT,
+    clients::MANAGER,
+    clients::POOL,
+    clients::FRED_BLOCK,
+    clients::FRED_INTERRUPT,
+];
+
+/// How many GETs and BLPOPs each row runs, and for how long.
 pub(crate) struct Plan {
     gets: usize,
     blockers: usize,
+    /// The server-side timeout of every BLPOP: each should end with a nil reply after
+    /// this long.
+    blpop_seconds: u32,
+    /// The longest any phase may take: the GETs of one phase, or the BLPOPs from their
+    /// start. A client still busy then is cut off and reported, not waited for.
+    bound: Duration,
 }
 
 impl Plan {
-    /// 1,000 GETs behind 64 BLPOPs (redis-lanes' default blocking-lane limit, so none
-    /// of them queues for a lane); 200 behind 16 with `--quick`.
+    /// 1,000 GETs behind 64 `BLPOP 2` (redis-lanes' default blocking-lane limit, so
+    /// none of them queues for a lane), cut off at 10 s; 100 behind 8 `BLPOP 1`, cut
+    /// off at 2 s, with `--quick`.
     pub(crate) fn new(quick: bool) -> Self {
         if quick {
             Plan {
-                gets: 200,
-                blockers: 16,
+                gets: 100,
+                blockers: 8,
+                blpop_seconds: 1,
+                bound: Duration::from_secs(2),
             }
         } else {
             Plan {
                 gets: 1_000,
                 blockers: 64,
+                blpop_seconds: 2,
+                bound: Duration::from_secs(10),
             }
         }
     }
@@ -48,45 +74,60 @@ pub(crate) async fn run(
     plan: &Plan,
 ) -> Result<Section, BoxError> {
     let key = format!("{prefix}:hol:k");
-    admin_cmd(admin, redis::cmd("SET").arg(&key).arg(VALUE.as_slice())).await?;
+    server::query::<()>(admin, redis::cmd("SET").arg(&key).arg(VALUE.as_slice())).await?;
+    let bar = progress::bar("head-of-line", ROWS.len());
     let mut rows = Vec::new();
-    for (i, spec) in clients::ALL.iter().enumerate() {
+    for (i, spec) in ROWS.iter().enumerate() {
+        bar.set_message(spec.label);
         // Lists of their own per row: a BLPOP a previous row's connection still has
         // queued on the server can never take this row's data, or the reverse.
         let queues: Vec<String> = (0..plan.blockers)
             .map(|b| format!("{prefix}:hol:{i}:q:{b}"))
             .collect();
         let target = spec.connect(url).await?;
-        eprint!("head-of-line  {}:", spec.label);
         let outcome = measure::row(&target, admin, &key, &queues, plan).await;
         let released = release(admin, target, &queues).await;
+        bar.inc(1);
         let outcome = match outcome {
             Ok(outcome) => outcome,
             Err(e) => {
-                eprintln!();
+                bar.abandon();
                 return Err(format!("{}: {e}", spec.label).into());
             }
         };
         released?;
-        eprintln!("{}", progress(&outcome));
-        rows.push((spec.label, outcome));
+        progress::note(&bar, &progress_line(spec, &outcome));
+        rows.push((*spec, outcome));
     }
-    admin_cmd(admin, redis::cmd("DEL").arg(&key)).await?;
+    bar.finish_and_clear();
+    server::query::<()>(admin, redis::cmd("DEL").arg(&key)).await?;
 
+    let mut failures = Vec::new();
+    if let Some((_, lanes)) = rows.iter().find(|(spec, _)| spec.is_lanes()) {
+        if !lanes.behind.finished() || lanes.behind.errors > 0 || lanes.blpops.failed() > 0 {
+            failures.push(
+                "head-of-line: redis-lanes' GETs or BLPOPs did not all end normally".to_owned(),
+            );
+        }
+    }
     Ok(Section {
         heading: "Head-of-line blocking",
         about: format!(
             "Each row times {gets} sequential GETs through one client object, first alone \
              and then while {blockers} clones of that same object wait in \
-             `BLPOP <empty list> {BLPOP_SECONDS}`, showing whether blocking calls stall \
-             the other commands sharing the client and how each client ends those BLPOPs \
-             (normally: a nil reply after about {BLPOP_SECONDS} s; every wait is cut off \
-             at {bound}).",
+             `BLPOP <empty list> {secs}`, showing whether blocking calls stall the other \
+             commands sharing the client and how each client ends those BLPOPs \
+             (normally: a nil reply after about {secs} s; every wait is cut off at \
+             {bound}). The deadpool-redis pool lends one of its connections per command, \
+             so BLPOPs beyond its size wait for a connection, and so do the GETs.",
             gets = plan.gets,
             blockers = plan.blockers,
-            bound = duration(BOUND),
+            secs = plan.blpop_seconds,
+            bound = duration(plan.bound),
         ),
-        table: table::table(plan.blockers, &rows),
+        table: table::table(plan, &rows),
+        panels: vec![table::panel(plan, &rows)],
+        failures,
     })
 }
 
@@ -104,35 +145,18 @@ async fn release(
     for queue in queues {
         push.cmd("RPUSH").arg(queue).arg("release").ignore();
     }
-    let pushed = admin_pipe(admin, &push).await;
+    let pushed = server::pipe(admin, &push).await;
     // `close` bounds its own wait.
     target.close().await;
     pushed?;
-    admin_cmd(admin, redis::cmd("DEL").arg(queues)).await
-}
-
-/// One admin command, bounded by [`ADMIN_TIMEOUT`].
-async fn admin_cmd(admin: &redis_lanes::Client, cmd: &redis::Cmd) -> Result<(), BoxError> {
-    let mut conn = admin.clone();
-    tokio::time::timeout(ADMIN_TIMEOUT, cmd.query_async::<()>(&mut conn))
-        .await
-        .map_err(|_| "admin command: no reply")??;
-    Ok(())
-}
-
-/// One admin pipeline, bounded by [`ADMIN_TIMEOUT`].
-async fn admin_pipe(admin: &redis_lanes::Client, pipe: &redis::Pipeline) -> Result<(), BoxError> {
-    let mut conn = admin.clone();
-    tokio::time::timeout(ADMIN_TIMEOUT, pipe.query_async::<()>(&mut conn))
-        .await
-        .map_err(|_| "admin pipeline: no reply")??;
-    Ok(())
+    server::query(admin, redis::cmd("DEL").arg(queues)).await
 }
 
 /// The row's details the table leaves out: the server's view and the first errors.
-fn progress(outcome: &Outcome) -> String {
+fn progress_line(spec: &Spec, outcome: &Outcome) -> String {
     let mut line = format!(
-        " alone {}, behind {} ({} of {} GETs, {} errors)",
+        "head-of-line  {}: alone {}, behind {} ({} of {} GETs, {} errors)",
+        spec.label,
         duration(outcome.alone.total),
         duration(outcome.behind.total),
         outcome.behind.done,

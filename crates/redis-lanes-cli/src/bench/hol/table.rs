@@ -1,40 +1,82 @@
-//! The head-of-line table, one line per client.
+//! The head-of-line table, one line per client, and its chart panel.
 
 use std::fmt::Write as _;
-use std::time::Duration;
 
-use super::measure::{Blpops, Gets, Outcome, BLPOP_SECONDS, BOUND};
+use super::super::chart::{Bar, Panel};
+use super::super::clients::Spec;
+use super::super::summary::duration;
+use super::measure::{Blpops, Gets, Outcome};
+use super::Plan;
 
-/// The markdown table for `rows` of (client label, outcome).
-pub(crate) fn table(blockers: usize, rows: &[(&str, Outcome)]) -> String {
+/// The markdown table for `rows` of (client, outcome).
+pub(crate) fn table(plan: &Plan, rows: &[(Spec, Outcome)]) -> String {
     let mut out = format!(
-        "| client | GETs alone (total, max) | GETs behind {blockers} BLPOP {BLPOP_SECONDS} \
-         (total, max, errors) | behind / alone | BLPOPs: ended normally / failed (first \
-         failure after) |\n\
-         |---|---|---|---:|---|\n"
+        "| client | GETs alone (total, max) | GETs behind {} BLPOP {} (total, max, errors) \
+         | behind / alone | BLPOPs: ended normally / failed (first failure after) |\n\
+         |---|---|---|---:|---|\n",
+        plan.blockers, plan.blpop_seconds
     );
-    for (label, outcome) in rows {
+    for (spec, outcome) in rows {
         // Writing to a String cannot fail.
         let _ = writeln!(
             out,
-            "| {label} | {} | {} | {} | {} |",
-            gets_cell(&outcome.alone, false),
-            gets_cell(&outcome.behind, true),
+            "| {} | {} | {} | {} | {} |",
+            spec.label,
+            gets_cell(plan, &outcome.alone, false),
+            gets_cell(plan, &outcome.behind, true),
             ratio(&outcome.alone, &outcome.behind),
-            blpops_cell(&outcome.blpops),
+            blpops_cell(plan, &outcome.blpops),
         );
     }
     out
 }
 
+/// The chart's panel: how long the GETs took behind the BLPOPs.
+pub(crate) fn panel(plan: &Plan, rows: &[(Spec, Outcome)]) -> Panel {
+    let bars = rows
+        .iter()
+        .map(|(spec, outcome)| {
+            let behind = &outcome.behind;
+            let mut text = if behind.finished() {
+                duration(behind.total)
+            } else {
+                format!(
+                    "cut off at {}, {}/{} done",
+                    duration(plan.bound),
+                    behind.done,
+                    behind.planned
+                )
+            };
+            // Fast GETs are no win if the blocking calls were killed to get them.
+            let failed = outcome.blpops.failed();
+            if failed > 0 {
+                let _ = write!(text, "; {failed}/{} BLPOPs failed", plan.blockers);
+            }
+            Bar {
+                label: spec.short.to_owned(),
+                value: behind.total.as_secs_f64(),
+                text,
+                ours: spec.is_lanes(),
+            }
+        })
+        .collect();
+    Panel {
+        title: format!(
+            "Head-of-line: {} GETs behind {} BLPOP {}, total time (less is better)",
+            plan.gets, plan.blockers, plan.blpop_seconds
+        ),
+        bars,
+    }
+}
+
 /// `12.3 ms, max 45 µs[, N errors]`, or how far it got when the bound cut it off.
-fn gets_cell(gets: &Gets, always_errors: bool) -> String {
+fn gets_cell(plan: &Plan, gets: &Gets, always_errors: bool) -> String {
     let mut cell = if gets.finished() {
         format!("{}, max {}", duration(gets.total), duration(gets.max))
     } else {
         format!(
             "cut off at {}: {} of {} done, max {}",
-            duration(BOUND),
+            duration(plan.bound),
             gets.done,
             gets.planned,
             duration(gets.max)
@@ -62,7 +104,7 @@ fn ratio(alone: &Gets, behind: &Gets) -> String {
 }
 
 /// `64 / 0`, or `0 / 64 (after 0.50 s: 64 errors)`.
-fn blpops_cell(blpops: &Blpops) -> String {
+fn blpops_cell(plan: &Plan, blpops: &Blpops) -> String {
     let mut cell = format!("{} / {}", blpops.normal, blpops.failed());
     if let Some(first) = blpops.first_failure {
         let mut kinds = Vec::new();
@@ -76,35 +118,10 @@ fn blpops_cell(blpops: &Blpops) -> String {
             kinds.push(format!(
                 "{} still waiting at {}",
                 blpops.unfinished,
-                duration(BOUND)
+                duration(plan.bound)
             ));
         }
         let _ = write!(cell, " (after {}: {})", duration(first), kinds.join(", "));
     }
     cell
-}
-
-/// A duration in the unit that keeps it short: `850 µs`, `12.3 ms`, `2.01 s`.
-pub(crate) fn duration(d: Duration) -> String {
-    let secs = d.as_secs_f64();
-    if secs >= 1.0 {
-        format!("{secs:.2} s")
-    } else if secs >= 1e-3 {
-        format!("{:.1} ms", secs * 1e3)
-    } else {
-        format!("{:.0} µs", secs * 1e6)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::duration;
-    use std::time::Duration;
-
-    #[test]
-    fn durations() {
-        assert_eq!(duration(Duration::from_micros(850)), "850 µs");
-        assert_eq!(duration(Duration::from_micros(12_345)), "12.3 ms");
-        assert_eq!(duration(Duration::from_millis(2_010)), "2.01 s");
-    }
 }
