@@ -3,11 +3,12 @@
 //! cancelled call left anything behind.
 
 mod list;
+mod progress;
 mod shared;
 mod streams;
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,7 +24,7 @@ pub(crate) struct Args {
     #[arg(long)]
     url: Option<String>,
     /// How long the workload runs, in seconds.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 10.0)]
     duration: f64,
     /// Concurrent tasks sharing the one client.
     #[arg(long, default_value_t = 64)]
@@ -76,16 +77,18 @@ pub(crate) async fn run(args: Args) -> Result<bool, BoxError> {
          deleted) and a BLPOP worker cancelled by short timeouts, while producers write"
     );
 
-    let deadline = Instant::now() + Duration::from_secs_f64(args.duration);
+    let duration = Duration::from_secs_f64(args.duration);
+    let deadline = Instant::now() + duration;
     let started = Instant::now();
-    let ops = Arc::new(AtomicU64::new(0));
+    let window = Arc::new(progress::Window::new());
+    let live = progress::Live::start(client.clone(), Arc::clone(&window), duration);
     let mut tasks = Vec::with_capacity(args.tasks);
     for t in 0..args.tasks {
         let conn = client.clone();
         let prefix = prefix.clone();
-        let ops = Arc::clone(&ops);
+        let window = Arc::clone(&window);
         tasks.push(tokio::spawn(async move {
-            shared::work(conn, &prefix, t, deadline, &ops).await
+            shared::work(conn, &prefix, t, deadline, &window).await
         }));
     }
     // Bounded: a few cancels a second of run, at most 40 whatever the duration.
@@ -109,7 +112,6 @@ pub(crate) async fn run(args: Args) -> Result<bool, BoxError> {
     ));
     let list_producer = tokio::spawn(list::produce(client.clone(), list_key.clone(), deadline));
     let list_worker = tokio::spawn(list::work(client.clone(), list_key.clone(), deadline));
-    let progress = tokio::spawn(report_progress(client.clone(), Arc::clone(&ops), deadline));
 
     let mut total = shared::Tally::default();
     for task in tasks {
@@ -135,7 +137,7 @@ pub(crate) async fn run(args: Args) -> Result<bool, BoxError> {
         deleted.extend(tally.deleted);
     }
     let worker = list_worker.await??;
-    progress.abort();
+    live.finish();
     acked += streams::drain(&mut conn, &stream_key).await?;
     settle(&client).await;
     let stream = streams::check(&mut conn, &stream_key, &deleted).await?;
@@ -164,13 +166,6 @@ pub(crate) async fn run(args: Args) -> Result<bool, BoxError> {
          {} consumers deleted",
         stream.pending,
         deleted.len()
-    );
-    // Entries served to a read that was then cancelled stay pending for its consumer
-    // (redis-lanes reports them, it cannot undo a group read); `XGROUP DELCONSUMER`
-    // then drops them. Shown, not judged: an application would XCLAIM them first.
-    println!(
-        "stream entries dropped with deleted consumers (raced reads): {}",
-        added.saturating_sub(acked + stream.pending)
     );
     println!(
         "list: {pushed} pushed, {} received, {} left in the list, {} BLPOPs cancelled",
@@ -204,7 +199,12 @@ pub(crate) async fn run(args: Args) -> Result<bool, BoxError> {
         ("replies that did not match their request", total.mismatches),
         ("commands that failed", total.errors),
         ("deleted consumers re-created", stream.recreated),
-        ("stream entries orphaned", stream.orphaned),
+        // Pending for a deleted consumer, or neither acknowledged nor pending at all
+        // (dropped with a deleted consumer).
+        (
+            "stream entries orphaned",
+            stream.orphaned + added.saturating_sub(acked + stream.pending),
+        ),
         ("list elements lost", list.lost),
         ("list elements duplicated", list.duplicated),
         ("our connections left on the server after close()", left),
@@ -252,26 +252,4 @@ async fn connections_left(url: &str, name: &str) -> Result<u64, BoxError> {
     drop(obs);
     observer.close().await;
     Ok(left)
-}
-
-/// One line a second while the workload runs.
-async fn report_progress(client: Client, ops: Arc<AtomicU64>, deadline: Instant) {
-    let mut last = ops.load(Ordering::Relaxed);
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    tick.tick().await;
-    while Instant::now() < deadline {
-        tick.tick().await;
-        let now = ops.load(Ordering::Relaxed);
-        let stats = client.stats();
-        println!(
-            "  {:>8} shared ops/s | blocking lanes {} busy {} idle | {} cancels | \
-             {} orphans restored",
-            now - last,
-            stats.blocking_busy,
-            stats.blocking_idle,
-            stats.blocking_cancels,
-            stats.orphans_restored
-        );
-        last = now;
-    }
 }

@@ -16,8 +16,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Drive a mixed workload through one client, check every reply, report throughput
-    /// and shut down cleanly.
+    /// Drive a mixed workload through one client while blocking stream and list reads are
+    /// cancelled mid-call; show it live, check every reply and that nothing was lost or
+    /// re-created, and shut down cleanly.
     Demo(demo::Args),
     /// Measure redis-lanes, redis-rs (MultiplexedConnection, ConnectionManager), a
     /// deadpool-redis pool and fred side by side: same process, same Tokio runtime, same

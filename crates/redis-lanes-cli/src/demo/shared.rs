@@ -1,10 +1,11 @@
 //! The shared-lane workload: SET/GET, INCR, pipelines, EXISTS, every reply checked.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use redis::AsyncCommands;
 use redis_lanes::Client;
+
+use super::progress::Window;
 
 /// What one task did.
 #[derive(Default)]
@@ -16,14 +17,14 @@ pub(super) struct Tally {
     pub(super) latencies: Vec<u32>,
 }
 
-/// Runs one task's share until `deadline`; `ops` is bumped per operation so the
-/// progress line can show throughput while the run is still going.
+/// Runs one task's share until `deadline`; every operation is also recorded in `window`,
+/// the live view's last second.
 pub(super) async fn work(
     mut conn: Client,
     prefix: &str,
     task: usize,
     deadline: Instant,
-    ops: &AtomicU64,
+    window: &Window,
 ) -> Tally {
     let mut tally = Tally::default();
     let counter = format!("{prefix}:counter:{task}");
@@ -64,11 +65,10 @@ pub(super) async fn work(
             }
             _ => conn.exists::<_, bool>(&counter).await,
         };
-        tally
-            .latencies
-            .push(begun.elapsed().as_micros().min(u32::MAX as u128) as u32);
+        let micros = begun.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
+        tally.latencies.push(micros);
         tally.ops += 1;
-        ops.fetch_add(1, Ordering::Relaxed);
+        window.record(u64::from(micros));
         match ok {
             Ok(true) => {}
             Ok(false) => tally.mismatches += 1,

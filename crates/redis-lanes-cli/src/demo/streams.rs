@@ -88,6 +88,11 @@ pub(super) async fn consume(
                 Ok(reply) => reply?,
                 Err(_) => {
                     tally.cancels += 1;
+                    // A read served just before its cancel landed leaves its entries
+                    // pending for this consumer (redis-lanes reports them; a group read
+                    // cannot be undone). Handle them before the consumer goes, as an
+                    // application must, or DELCONSUMER drops them.
+                    tally.acked += settle_own(&mut conn, &key, &name).await?;
                     conn.xgroup_delconsumer::<_, _, _, i64>(&key, GROUP, &name)
                         .await?;
                     tally.deleted.push(name);
@@ -102,6 +107,24 @@ pub(super) async fn consume(
         tally.acked += ack(&mut conn, &key, reply).await?;
     }
     Ok(tally)
+}
+
+/// Reads `consumer`'s own pending entries back (ID `0`: its history, no `BLOCK`, so on
+/// the shared lane, after the cancelled read's unblock) and acknowledges them.
+async fn settle_own(conn: &mut Client, key: &str, consumer: &str) -> RedisResult<u64> {
+    let options = StreamReadOptions::default()
+        .group(GROUP, consumer)
+        .count(100);
+    let mut acked = 0;
+    for _ in 0..1_000 {
+        let reply: Option<StreamReadReply> = conn.xread_options(&[key], &["0"], &options).await?;
+        let n = ack(conn, key, reply).await?;
+        if n == 0 {
+            break;
+        }
+        acked += n;
+    }
+    Ok(acked)
 }
 
 /// Reads whatever new entries are left (without `BLOCK`, so on the shared lane) with a
