@@ -108,6 +108,14 @@ impl Live {
 
     /// Stops the updates and removes the bar.
     pub(super) fn finish(self) {
+        drop(self);
+    }
+}
+
+/// Also taken down when the demo ends early on an error, so no update is printed after
+/// (or into) the error message.
+impl Drop for Live {
+    fn drop(&mut self) {
         self.task.abort();
         self.bar.finish_and_clear();
     }
