@@ -189,6 +189,16 @@ async fn debug_sleep_trips_the_response_timeout_and_the_lane_stays_in_step() {
     assert_eq!(stats.reconnects, 0, "a timeout does not reset the lane");
 }
 
+async fn set_maxclients(conn: &mut redis::aio::MultiplexedConnection, n: u32) {
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxclients")
+        .arg(n)
+        .query_async(conn)
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn maxclients_reached_is_a_clear_connect_error_and_not_fatal() {
     let server = common::server_with(&["--maxclients", "2"]);
@@ -212,24 +222,12 @@ async fn maxclients_reached_is_a_clear_connect_error_and_not_fatal() {
     // The shared lane is unaffected.
     conn.set::<_, _, ()>("k", 1).await.unwrap();
     // With room again, the blocking call works.
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("maxclients")
-        .arg(10)
-        .query_async(&mut side)
-        .await
-        .unwrap();
+    set_maxclients(&mut side, 10).await;
     let popped: Option<(String, String)> = conn.blpop("q", 0.1).await.unwrap();
     assert_eq!(popped, None);
 
     // A reconnect refused for maxclients keeps trying (it is not a final refusal).
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("maxclients")
-        .arg(2)
-        .query_async(&mut side)
-        .await
-        .unwrap();
+    set_maxclients(&mut side, 2).await;
     // The idle blocking lane and the side connection fill both slots, so the shared
     // lane's reconnect is refused until there is room.
     let id = client.client_id().unwrap();
@@ -238,12 +236,6 @@ async fn maxclients_reached_is_a_clear_connect_error_and_not_fatal() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!client.stats().connected);
     assert!(!client.is_closed(), "maxclients must not end the client");
-    let _: () = redis::cmd("CONFIG")
-        .arg("SET")
-        .arg("maxclients")
-        .arg(10)
-        .query_async(&mut side)
-        .await
-        .unwrap();
+    set_maxclients(&mut side, 10).await;
     ping_until_ok(&client).await;
 }
