@@ -48,6 +48,14 @@ pub enum ErrorKind {
     /// in, e.g. a [`Subscriber::subscribe`](crate::Subscriber::subscribe) refused with
     /// `NOPERM`. The server's error is the [`source`](std::error::Error::source).
     Server,
+    /// The request cannot be sent as it is: an empty command or an empty pipeline.
+    /// Nothing was sent.
+    InvalidCommand,
+    /// A reply carried a bulk string longer than
+    /// [`Builder::max_bulk_len`](crate::Builder::max_bulk_len). The command ran; its reply
+    /// was read and discarded without being buffered, and only this request fails: the
+    /// connection and every other caller's reply are unaffected.
+    ResponseTooLarge,
 }
 
 impl ErrorKind {
@@ -66,6 +74,8 @@ impl ErrorKind {
             Self::TransactionConflict => "transaction conflict",
             Self::Overflow => "subscriber overflow",
             Self::Server => "server error",
+            Self::InvalidCommand => "invalid command",
+            Self::ResponseTooLarge => "response too large",
         }
     }
 }
@@ -103,6 +113,7 @@ impl Error {
                         | ErrorKind::Refused
                         | ErrorKind::Connect
                         | ErrorKind::PoolTimeout
+                        | ErrorKind::InvalidCommand
                 ),
                 source: None,
             }),
@@ -227,7 +238,16 @@ impl Error {
     /// cannot make it run twice. `false` means the outcome is unknown (or, for
     /// [`ErrorKind::Refused`], that a retry would be refused again).
     pub fn is_retry_safe(&self) -> bool {
-        self.inner.not_sent && self.inner.kind != ErrorKind::Refused
+        self.inner.not_sent
+            && !matches!(
+                self.inner.kind,
+                ErrorKind::Refused | ErrorKind::InvalidCommand
+            )
+    }
+
+    /// A reply was larger than the configured limit and was discarded.
+    pub fn is_response_too_large(&self) -> bool {
+        self.inner.kind == ErrorKind::ResponseTooLarge
     }
 
     /// `true` when the request may or may not have run on the server: it was written
@@ -249,32 +269,113 @@ impl Error {
 
     /// Finds the redis-lanes error inside a [`redis::RedisError`] produced by this crate's
     /// [`redis::aio::ConnectionLike`] implementations, so code using the `redis` command
-    /// API can still branch on [`Error::kind`].
-    pub fn from_redis(err: &redis::RedisError) -> Option<&Error> {
-        // `RedisError` exposes its inner error as the `Arc` it stores it in.
-        let source = std::error::Error::source(err)?;
-        let io = match source.downcast_ref::<Arc<dyn std::error::Error + Send + Sync>>() {
-            Some(arc) => (**arc).downcast_ref::<io::Error>()?,
-            None => source.downcast_ref::<io::Error>()?,
-        };
-        io.get_ref()?.downcast_ref::<Error>()
+    /// API can still branch on [`Error::kind`]. `None` for errors the `redis` crate or the
+    /// server made (a server error reply, a type conversion), and for a server error
+    /// redis-lanes passes on in the server's own form (`EXECABORT` of an atomic pipeline).
+    ///
+    /// Errors that travel as an I/O error (connection, timeout, close) come back whole;
+    /// the others (kinds the `redis` crate has a kind of its own for, such as
+    /// `AuthenticationFailed` or `Client`) come back with their kind and message.
+    pub fn from_redis(err: &redis::RedisError) -> Option<Error> {
+        if let Some(source) = std::error::Error::source(err) {
+            // `RedisError` exposes its inner error as the `Arc` it stores it in.
+            let io = match source.downcast_ref::<Arc<dyn std::error::Error + Send + Sync>>() {
+                Some(arc) => (**arc).downcast_ref::<io::Error>(),
+                None => source.downcast_ref::<io::Error>(),
+            };
+            if let Some(inner) = io.and_then(|io| io.get_ref()?.downcast_ref::<Error>()) {
+                return Some(inner.clone());
+            }
+        }
+        // Carried as one of the `redis` crate's own kinds: the description names the
+        // redis-lanes kind, the detail is the message.
+        let (kind, text) = split_tag(&err.to_string())?;
+        Some(Error::new(kind, text))
     }
 
-    fn io_kind(&self) -> io::ErrorKind {
+    /// How this error travels inside a [`redis::RedisError`]: an I/O error for what the
+    /// `redis` crate reports as one (so `is_timeout`, `is_connection_dropped` and
+    /// `retry_method` agree with a `MultiplexedConnection`'s), otherwise the `redis`
+    /// crate's own kind for the same failure.
+    fn carrier(&self) -> Carrier {
+        use redis::ErrorKind as R;
         match self.inner.kind {
-            ErrorKind::InvalidConfig | ErrorKind::Refused => io::ErrorKind::InvalidInput,
-            ErrorKind::Connect => io::ErrorKind::ConnectionRefused,
-            ErrorKind::Auth => io::ErrorKind::PermissionDenied,
-            ErrorKind::Handshake
+            ErrorKind::Connect => Carrier::Io(io::ErrorKind::ConnectionRefused),
+            ErrorKind::ConnectionLost => Carrier::Io(io::ErrorKind::ConnectionReset),
+            ErrorKind::Closed => Carrier::Io(io::ErrorKind::NotConnected),
+            ErrorKind::Timeout | ErrorKind::PoolTimeout => Carrier::Io(io::ErrorKind::TimedOut),
+            // The subscriber's connection was closed under it.
+            ErrorKind::Overflow => Carrier::Io(io::ErrorKind::ConnectionAborted),
+            ErrorKind::InvalidConfig => Carrier::Kind(R::InvalidClientConfig),
+            ErrorKind::Auth => Carrier::Kind(R::AuthenticationFailed),
+            ErrorKind::Protocol => Carrier::Kind(R::Parse),
+            ErrorKind::Handshake => Carrier::Kind(R::Server(redis::ServerErrorKind::ResponseError)),
+            ErrorKind::Server => match self.server_error() {
+                Some(server) => Carrier::Server(server.clone()),
+                None => Carrier::Kind(R::Server(redis::ServerErrorKind::ResponseError)),
+            },
+            ErrorKind::Refused
             | ErrorKind::TransactionConflict
-            | ErrorKind::Overflow
-            | ErrorKind::Server => io::ErrorKind::Other,
-            ErrorKind::ConnectionLost => io::ErrorKind::ConnectionReset,
-            ErrorKind::Closed => io::ErrorKind::NotConnected,
-            ErrorKind::Timeout | ErrorKind::PoolTimeout => io::ErrorKind::TimedOut,
-            ErrorKind::Protocol => io::ErrorKind::InvalidData,
+            | ErrorKind::InvalidCommand
+            | ErrorKind::ResponseTooLarge => Carrier::Kind(R::Client),
         }
     }
+
+    /// The server's error reply this error stands for, if it is one.
+    fn server_error(&self) -> Option<&redis::ServerError> {
+        self.inner.source.as_deref()?.downcast_ref()
+    }
+
+    /// A [`ErrorKind::Server`] error that stands for `server`'s error reply.
+    pub(crate) fn server(message: impl Into<String>, server: redis::ServerError) -> Self {
+        Self::with_source(ErrorKind::Server, message, server)
+    }
+}
+
+/// See [`Error::carrier`].
+enum Carrier {
+    Io(io::ErrorKind),
+    Kind(redis::ErrorKind),
+    Server(redis::ServerError),
+}
+
+/// The description a redis-lanes error carries in a `redis` crate kind: one per kind, so
+/// [`Error::from_redis`] can tell which it was.
+fn tag(kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::InvalidConfig => "redis-lanes: invalid configuration",
+        ErrorKind::Auth => "redis-lanes: authentication failed",
+        ErrorKind::Handshake => "redis-lanes: handshake refused",
+        ErrorKind::Protocol => "redis-lanes: protocol error",
+        ErrorKind::Refused => "redis-lanes: command refused",
+        ErrorKind::TransactionConflict => "redis-lanes: transaction conflict",
+        ErrorKind::InvalidCommand => "redis-lanes: invalid command",
+        ErrorKind::ResponseTooLarge => "redis-lanes: response too large",
+        ErrorKind::Server => "redis-lanes: server error",
+        _ => "redis-lanes",
+    }
+}
+
+/// Reads back what [`tag`] wrote: `RedisError` displays a general error as
+/// `"{description} - {kind:?}: {detail}"`.
+fn split_tag(text: &str) -> Option<(ErrorKind, String)> {
+    const KINDS: [ErrorKind; 9] = [
+        ErrorKind::InvalidConfig,
+        ErrorKind::Auth,
+        ErrorKind::Handshake,
+        ErrorKind::Protocol,
+        ErrorKind::Refused,
+        ErrorKind::TransactionConflict,
+        ErrorKind::InvalidCommand,
+        ErrorKind::ResponseTooLarge,
+        ErrorKind::Server,
+    ];
+    KINDS.into_iter().find_map(|kind| {
+        let rest = text.strip_prefix(tag(kind))?.strip_prefix(" - ")?;
+        // After the tag: the `redis` kind, then the detail.
+        let (_, detail) = rest.split_once(": ")?;
+        Some((kind, detail.to_owned()))
+    })
 }
 
 impl fmt::Debug for Error {
@@ -311,13 +412,17 @@ impl std::error::Error for Error {
     }
 }
 
-/// Carries the redis-lanes error inside an `io::Error`, which `redis::RedisError` keeps
-/// as its source, so [`Error::from_redis`] can recover it. The io kind is chosen so the
-/// `redis` crate's own predicates (`is_timeout`, `is_connection_dropped`, ...) agree.
+/// Carries the redis-lanes error inside a `RedisError` of the kind the `redis` crate uses
+/// for the same failure, so code written against `RedisError` (`kind()`, `is_timeout()`,
+/// `is_connection_dropped()`, `retry_method()`) behaves as it does with a
+/// `MultiplexedConnection`. [`Error::from_redis`] recovers it.
 impl From<Error> for redis::RedisError {
     fn from(err: Error) -> Self {
-        let kind = err.io_kind();
-        redis::RedisError::from(io::Error::new(kind, err))
+        match err.carrier() {
+            Carrier::Io(kind) => redis::RedisError::from(io::Error::new(kind, err)),
+            Carrier::Kind(kind) => redis::RedisError::from((kind, tag(err.kind()), err.detail())),
+            Carrier::Server(server) => redis::RedisError::from(server),
+        }
     }
 }
 
@@ -336,12 +441,59 @@ mod tests {
 
     #[test]
     fn redis_predicates_agree() {
+        use redis::{ErrorKind as R, RetryMethod};
         let timeout = redis::RedisError::from(Error::new(ErrorKind::Timeout, "x"));
-        assert!(timeout.is_timeout());
+        assert!(timeout.is_timeout() && timeout.is_io_error());
         let lost = redis::RedisError::from(Error::new(ErrorKind::ConnectionLost, "x"));
         assert!(lost.is_connection_dropped());
+        assert!(matches!(lost.retry_method(), RetryMethod::Reconnect));
         let closed = redis::RedisError::from(Error::closed());
         assert!(closed.is_connection_dropped());
+        let refused = redis::RedisError::from(Error::new(ErrorKind::Connect, "x"));
+        assert!(refused.is_connection_refusal());
+        let cases = [
+            (ErrorKind::Auth, R::AuthenticationFailed),
+            (ErrorKind::Refused, R::Client),
+            (ErrorKind::InvalidConfig, R::InvalidClientConfig),
+            (ErrorKind::Protocol, R::Parse),
+            (ErrorKind::InvalidCommand, R::Client),
+            (ErrorKind::ResponseTooLarge, R::Client),
+            (ErrorKind::TransactionConflict, R::Client),
+        ];
+        for (ours, theirs) in cases {
+            let err = redis::RedisError::from(Error::new(ours, "what happened: in detail"));
+            assert_eq!(err.kind(), theirs, "{ours:?}");
+            assert!(!err.is_io_error() && !err.is_timeout(), "{ours:?}");
+            let back = Error::from_redis(&err).expect("recognised");
+            assert_eq!(back.kind(), ours);
+            assert_eq!(
+                back.to_string(),
+                Error::new(ours, "what happened: in detail").to_string()
+            );
+        }
+    }
+
+    #[test]
+    fn a_server_error_travels_in_the_servers_form() {
+        let Ok(redis::Value::ServerError(server)) =
+            redis::parse_redis_value(b"-EXECABORT Transaction discarded\r\n")
+        else {
+            panic!("a server error");
+        };
+        let err = redis::RedisError::from(Error::server("aborted", server));
+        assert_eq!(
+            err.kind(),
+            redis::ErrorKind::Server(redis::ServerErrorKind::ExecAbort)
+        );
+        assert!(Error::from_redis(&err).is_none());
+    }
+
+    #[test]
+    fn errors_the_redis_crate_made_are_not_ours() {
+        let err = redis::RedisError::from((redis::ErrorKind::Client, "empty command"));
+        assert!(Error::from_redis(&err).is_none());
+        let io = redis::RedisError::from(io::Error::new(io::ErrorKind::TimedOut, "slow"));
+        assert!(Error::from_redis(&io).is_none());
     }
 
     #[test]

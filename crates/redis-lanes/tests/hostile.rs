@@ -31,7 +31,6 @@ const PER_TASK: usize = 40;
 
 fn lanes_error(err: &redis::RedisError) -> redis_lanes::Error {
     redis_lanes::Error::from_redis(err)
-        .cloned()
         .unwrap_or_else(|| panic!("not a redis-lanes error: {err:?}"))
 }
 

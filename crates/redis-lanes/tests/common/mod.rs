@@ -100,7 +100,6 @@ pub(crate) async fn kill_client(side: &mut redis::aio::MultiplexedConnection, id
 /// The redis-lanes error inside a `RedisError` returned through the `redis` API.
 pub(crate) fn lanes_error(err: &redis::RedisError) -> redis_lanes::Error {
     redis_lanes::Error::from_redis(err)
-        .cloned()
         .unwrap_or_else(|| panic!("not a redis-lanes error: {err:?}"))
 }
 
