@@ -19,6 +19,11 @@ pub enum Decoded {
     Reply(redis::Value),
     /// An out-of-band RESP3 push.
     Push(redis::Value),
+    /// A frame holding a bulk over the length limit, skipped without being buffered.
+    TooLarge {
+        /// Whether it was a push.
+        push: bool,
+    },
 }
 
 impl Decoder {
@@ -38,12 +43,14 @@ impl Decoder {
     }
 
     /// Decodes the next complete frame at the front of `buf`, as the lane's driver does:
-    /// `Ok(None)` leaves `buf` untouched until more bytes are appended; after an `Err`
+    /// `Ok(None)` leaves `buf` untouched until more bytes are appended (except that the
+    /// payload of a bulk over the length limit is dropped as it arrives); after an `Err`
     /// (the protocol error's message) the decoder must not be used again.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Decoded>, String> {
         match self.0.decode(buf) {
             Ok(Some(Frame::Reply(value))) => Ok(Some(Decoded::Reply(value))),
             Ok(Some(Frame::Push(value))) => Ok(Some(Decoded::Push(value))),
+            Ok(Some(Frame::TooLarge { push, .. })) => Ok(Some(Decoded::TooLarge { push })),
             Ok(None) => Ok(None),
             Err(e) => Err(e.to_string()),
         }

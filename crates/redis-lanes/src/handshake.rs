@@ -135,6 +135,12 @@ async fn next_reply(
             Ok(Some(Frame::Reply(value))) => return Ok(value),
             // A push before the handshake is done carries nothing we asked for.
             Ok(Some(Frame::Push(_))) => continue,
+            Ok(Some(Frame::TooLarge { push: true, .. })) => continue,
+            Ok(Some(Frame::TooLarge { len, max, .. })) => {
+                return Err(Error::protocol(format!(
+                    "during the handshake: a reply of {len} bytes, over the limit of {max}"
+                )))
+            }
             Ok(None) => {}
             Err(e) => return Err(Error::protocol(format!("during the handshake: {e}"))),
         }

@@ -290,6 +290,11 @@ impl Conn {
             Event::Other(value) => {
                 tracing::debug!(?value, "ignored frame on a subscriber connection");
             }
+            Event::TooLarge { len, max } => {
+                // Only messages are large enough to hit the limit: counted as dropped.
+                tracing::warn!(len, max, "dropped a message larger than max_bulk_len");
+                core.shared.inbox.count_dropped();
+            }
         }
         Ok(())
     }

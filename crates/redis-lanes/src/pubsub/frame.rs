@@ -33,6 +33,8 @@ pub(super) enum Event {
     Error(ServerError),
     /// Anything else (a push of another kind, a malformed message); reported, not used.
     Other(Value),
+    /// A message (or reply) holding a bulk over `max_bulk_len`, skipped unread.
+    TooLarge { len: usize, max: usize },
 }
 
 /// Decides what `frame` is.
@@ -65,6 +67,7 @@ pub(super) fn classify(frame: Frame) -> Event {
         }
         Frame::Reply(Value::SimpleString(s)) if s.eq_ignore_ascii_case("pong") => Event::Pong,
         Frame::Reply(other) => Event::Other(other),
+        Frame::TooLarge { len, max, .. } => Event::TooLarge { len, max },
     }
 }
 

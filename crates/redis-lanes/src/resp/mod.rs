@@ -58,10 +58,6 @@ enum Reason {
     NumberOverflow,
     BadLength,
     LineTooLong,
-    BulkTooLarge {
-        len: usize,
-        max: usize,
-    },
     MissingBulkTerminator,
     CountTooLarge {
         count: usize,
@@ -114,9 +110,6 @@ impl fmt::Display for ProtocolError {
             Reason::NumberOverflow => f.write_str("integer out of range"),
             Reason::BadLength => f.write_str("invalid length or count"),
             Reason::LineTooLong => f.write_str("length or number line is too long"),
-            Reason::BulkTooLarge { len, max } => {
-                write!(f, "bulk length {len} exceeds the limit of {max} bytes")
-            }
             Reason::MissingBulkTerminator => f.write_str("bulk payload not followed by CRLF"),
             Reason::CountTooLarge { count } => {
                 write!(
@@ -149,6 +142,71 @@ pub(crate) enum Frame {
     Reply(redis::Value),
     /// An out-of-band RESP3 push (`>`), as [`redis::Value::Push`]; never a reply to a request.
     Push(redis::Value),
+    /// A well-formed frame holding a bulk string over `max_bulk_len`. Its bytes were
+    /// skipped as they arrived, never buffered whole; the frame still counts as the reply
+    /// (or push) it is, so replies after it stay matched to their requests.
+    TooLarge {
+        /// Whether the frame was a push rather than a reply.
+        push: bool,
+        /// The length its largest oversized bulk announced.
+        len: usize,
+        /// The limit it exceeded.
+        max: usize,
+    },
+}
+
+/// What stands in for an oversized bulk while the frame around it is scanned and parsed:
+/// a RESP3 null, which is one element in any aggregate.
+const PLACEHOLDER: &[u8] = b"_\r\n";
+
+/// The payload of an oversized bulk, being dropped as it arrives.
+#[derive(Debug)]
+struct Skip {
+    /// Where in the buffer the payload bytes land (right after the placeholder).
+    at: usize,
+    /// Payload bytes still to drop.
+    payload: usize,
+    /// Bytes of the terminating CRLF still to check and drop (2, 1 or 0).
+    crlf: usize,
+}
+
+impl Skip {
+    /// Drops what has arrived of the payload and its CRLF. `Ok(true)` once all of it is gone.
+    fn drain(&mut self, buf: &mut BytesMut) -> Result<bool, ProtocolError> {
+        let available = buf.len().saturating_sub(self.at);
+        let n = available.min(self.payload);
+        remove(buf, self.at, n);
+        self.payload -= n;
+        if self.payload > 0 {
+            return Ok(false);
+        }
+        while self.crlf > 0 {
+            let expected = if self.crlf == 2 { b'\r' } else { b'\n' };
+            match buf.get(self.at) {
+                None => return Ok(false),
+                Some(&b) if b == expected => {
+                    remove(buf, self.at, 1);
+                    self.crlf -= 1;
+                }
+                Some(_) => return Err(ProtocolError::new(self.at, Reason::MissingBulkTerminator)),
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// Removes `n` bytes at `at`, keeping what is before and after.
+fn remove(buf: &mut BytesMut, at: usize, n: usize) {
+    if n == 0 {
+        return;
+    }
+    if at == 0 {
+        buf.advance(n);
+        return;
+    }
+    let len = buf.len();
+    buf.copy_within(at + n..len, at);
+    buf.truncate(len - n);
 }
 
 /// Incremental RESP decoder for one connection's read buffer.
@@ -157,6 +215,14 @@ pub(crate) struct Decoder {
     scanner: scan::Scanner,
     stack: parse::ParseStack,
     limits: Limits,
+    /// The oversized payload being dropped, if any.
+    skip: Option<Skip>,
+    /// The largest oversized bulk in the frame being decoded.
+    too_large: Option<usize>,
+    /// How often `buf` was edited (an oversized element replaced or skipped), so tests
+    /// can check that nothing else ever changes it.
+    #[cfg(test)]
+    pub(crate) edits: usize,
 }
 
 impl Decoder {
@@ -166,30 +232,79 @@ impl Decoder {
             scanner: scan::Scanner::new(limits),
             stack: parse::ParseStack::default(),
             limits,
+            skip: None,
+            too_large: None,
+            #[cfg(test)]
+            edits: 0,
         }
     }
 
     /// Decodes the next complete frame at the front of `buf` and advances `buf` past it.
     ///
-    /// Returns `Ok(None)` when the frame is not complete yet: `buf` is left untouched and the
-    /// decoder remembers how far it got, so the next call (after more bytes were appended)
-    /// resumes where it stopped. The caller must therefore only ever append to `buf` between
-    /// calls. After an `Err` the decoder and the connection are unusable.
+    /// Returns `Ok(None)` when the frame is not complete yet. The decoder remembers how far
+    /// it got, so the next call (after more bytes were appended) resumes where it stopped;
+    /// the caller must therefore only ever append to `buf` between calls. `buf` is left
+    /// untouched then, except while a bulk over `max_bulk_len` arrives: its header is
+    /// replaced by a placeholder and its payload is dropped as it comes, so it never
+    /// occupies memory, and the frame ends as [`Frame::TooLarge`]. After an `Err` the
+    /// decoder and the connection are unusable.
     pub(crate) fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, ProtocolError> {
-        let Some(len) = self.scanner.scan(buf)? else {
-            return Ok(None);
-        };
+        loop {
+            if let Some(skip) = self.skip.as_mut() {
+                #[cfg(test)]
+                {
+                    self.edits += 1;
+                }
+                if !skip.drain(buf)? {
+                    return Ok(None);
+                }
+                self.skip = None;
+            }
+            match self.scanner.scan(buf)? {
+                scan::Scan::Incomplete => return Ok(None),
+                scan::Scan::Complete(len) => return self.take_frame(buf, len).map(Some),
+                scan::Scan::Oversized {
+                    at,
+                    payload_at,
+                    len,
+                } => {
+                    // The header ("$<len>\r\n", at least 4 bytes) becomes the placeholder.
+                    let header = payload_at.saturating_sub(at);
+                    let Some(slot) = buf.get_mut(at..at + PLACEHOLDER.len()) else {
+                        return Err(ProtocolError::new(at, Reason::Truncated));
+                    };
+                    slot.copy_from_slice(PLACEHOLDER);
+                    remove(buf, at + PLACEHOLDER.len(), header - PLACEHOLDER.len());
+                    self.skip = Some(Skip {
+                        at: at + PLACEHOLDER.len(),
+                        payload: len,
+                        crlf: 2,
+                    });
+                    self.too_large = Some(self.too_large.map_or(len, |l| l.max(len)));
+                }
+            }
+        }
+    }
+
+    fn take_frame(&mut self, buf: &mut BytesMut, len: usize) -> Result<Frame, ProtocolError> {
         let frame = buf
             .get(..len)
             .ok_or_else(|| ProtocolError::new(buf.len(), Reason::Truncated))?;
-        let value = parse::parse_frame(frame, self.limits.max_depth, &mut self.stack)?;
         let is_push = frame.first() == Some(&b'>');
+        let value = parse::parse_frame(frame, self.limits.max_depth, &mut self.stack)?;
         buf.advance(len);
         self.scanner.reset();
-        Ok(Some(if is_push {
+        if let Some(len) = self.too_large.take() {
+            return Ok(Frame::TooLarge {
+                push: is_push,
+                len,
+                max: self.limits.max_bulk_len,
+            });
+        }
+        Ok(if is_push {
             Frame::Push(value)
         } else {
             Frame::Reply(value)
-        }))
+        })
     }
 }

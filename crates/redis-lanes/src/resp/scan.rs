@@ -225,6 +225,23 @@ pub(super) fn element_end(buf: &[u8], start: usize) -> Result<usize, ProtocolErr
     Ok(pos)
 }
 
+/// What a scan found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scan {
+    /// The frame at the front of the buffer is this long.
+    Complete(usize),
+    /// More bytes are needed.
+    Incomplete,
+    /// The element whose header starts at `at` is a bulk of `len` bytes, over
+    /// `max_bulk_len`. Its header ends at `payload_at`, where the payload begins (possibly
+    /// not arrived yet). The scanner stays on that element; the decoder replaces it.
+    Oversized {
+        at: usize,
+        payload_at: usize,
+        len: usize,
+    },
+}
+
 /// Resumable frame-boundary finder; see the module docs.
 #[derive(Debug)]
 pub(crate) struct Scanner {
@@ -270,9 +287,10 @@ impl Scanner {
 
     /// Continues scanning the frame at the front of `buf`.
     ///
-    /// Returns the frame's length once it is complete, `Ok(None)` if more bytes are needed.
-    /// `buf` must be the same buffer as on the previous call, possibly with bytes appended.
-    pub(crate) fn scan(&mut self, buf: &[u8]) -> Result<Option<usize>, ProtocolError> {
+    /// Returns the frame's length once it is complete. `buf` must be the same buffer as on
+    /// the previous call, possibly with bytes appended, or with an oversized element
+    /// replaced as [`Scan::Oversized`] asks.
+    pub(crate) fn scan(&mut self, buf: &[u8]) -> Result<Scan, ProtocolError> {
         let max_frame = self.limits.max_frame_len;
         loop {
             let start = self.pos;
@@ -291,13 +309,8 @@ impl Scanner {
                 Shape::Bulk { nil } => match parse_len(line, start + 1, nil)? {
                     None => self.pos = next,
                     Some(len) => {
-                        if len > self.limits.max_bulk_len {
-                            let max = self.limits.max_bulk_len;
-                            return Err(ProtocolError::new(
-                                start + 1,
-                                Reason::BulkTooLarge { len, max },
-                            ));
-                        }
+                        // A length no frame could hold is a broken or hostile peer: were its
+                        // payload skipped, the replies after it would be eaten as payload.
                         let end = next
                             .checked_add(len)
                             .and_then(|e| e.checked_add(2))
@@ -305,6 +318,16 @@ impl Scanner {
                             .ok_or_else(|| {
                                 ProtocolError::new(start, Reason::FrameTooLarge { max: max_frame })
                             })?;
+                        if len > self.limits.max_bulk_len {
+                            // Well formed, only too large to keep: the decoder skips its
+                            // payload as it arrives, so one reply fails, not the connection.
+                            self.searched = start;
+                            return Ok(Scan::Oversized {
+                                at: start,
+                                payload_at: next,
+                                len,
+                            });
+                        }
                         if buf.len() < end {
                             // Stay on the header so the payload is never searched; remember where
                             // its line ends so re-reading the header next time is O(1).
@@ -357,7 +380,7 @@ impl Scanner {
             // that this completes in turn.
             loop {
                 let Some(left) = self.pending.last_mut() else {
-                    return Ok(Some(self.pos));
+                    return Ok(Scan::Complete(self.pos));
                 };
                 *left = left.saturating_sub(1);
                 if *left > 0 {
@@ -370,12 +393,12 @@ impl Scanner {
 
     /// Reports an incomplete frame, unless it already exceeds the size limit. Every byte in
     /// `buf` belongs to the current frame at this point, since its end has not been seen.
-    fn incomplete(&self, buf: &[u8]) -> Result<Option<usize>, ProtocolError> {
+    fn incomplete(&self, buf: &[u8]) -> Result<Scan, ProtocolError> {
         let max = self.limits.max_frame_len;
         if buf.len() > max {
             Err(ProtocolError::new(max, Reason::FrameTooLarge { max }))
         } else {
-            Ok(None)
+            Ok(Scan::Incomplete)
         }
     }
 
@@ -417,8 +440,9 @@ mod tests {
     use bytes::BytesMut;
 
     use super::super::tests::{decode_chunks, decode_whole};
-    use super::super::{Decoder, Limits, ProtocolError, Reason};
+    use super::super::{Decoder, Frame, Limits, ProtocolError, Reason};
     use super::{parse_i64, parse_len};
+    use redis::Value;
 
     /// Feeds `bytes` to a fresh decoder: the first error, or `None` if it got none.
     fn error_of(bytes: &[u8], limits: Limits) -> Option<ProtocolError> {
@@ -499,21 +523,56 @@ mod tests {
     }
 
     #[test]
-    fn bulk_over_limit_fails_before_its_payload_arrives() {
-        let e = error_of(b"$11\r\n", LIMITS).unwrap();
-        assert_eq!(e.reason, Reason::BulkTooLarge { len: 11, max: 10 });
+    fn bulk_over_limit_is_skipped_not_buffered() {
+        let too_large = |push| Frame::TooLarge {
+            push,
+            len: 11,
+            max: 10,
+        };
+        // Whole, and byte by byte: the payload never stays in the buffer.
+        let bytes = b"$11\r\nhello world\r\n:1\r\n";
+        let whole = decode_whole(bytes, LIMITS);
         assert_eq!(
-            reason_of(b"*1\r\n!11\r\n", LIMITS),
-            Some(Reason::BulkTooLarge { len: 11, max: 10 })
+            whole,
+            (vec![too_large(false), Frame::Reply(Value::Int(1))], None)
         );
+        assert_eq!(decode_chunks(bytes.chunks(1), LIMITS), whole);
+        // Nested, with elements on both sides, and in a push.
+        let nested = b"*3\r\n:1\r\n!11\r\nERR 1234567\r\n$2\r\nok\r\n>2\r\n$4\r\npush\r\n$11\r\nhello world\r\n+next\r\n";
+        let expected = vec![
+            too_large(false),
+            too_large(true),
+            Frame::Reply(Value::SimpleString("next".into())),
+        ];
+        assert_eq!(decode_whole(nested, LIMITS), (expected.clone(), None));
+        for chunk in [1, 2, 3, 7] {
+            assert_eq!(
+                decode_chunks(nested.chunks(chunk), LIMITS),
+                (expected.clone(), None)
+            );
+        }
+        // At the limit is fine.
         assert_eq!(
-            error_of(b"$10\r\n", LIMITS),
-            None,
-            "at the limit is fine (still incomplete)"
+            decode_whole(b"$10\r\n0123456789\r\n", LIMITS).0,
+            vec![Frame::Reply(Value::BulkString(b"0123456789".to_vec()))]
         );
-        // Default limits: Redis's 512 MiB.
-        assert!(error_of(b"$536870913\r\n", Limits::default()).is_some());
-        assert_eq!(error_of(b"$536870912\r\n", Limits::default()), None);
+        // A payload not followed by CRLF is still malformed.
+        assert_eq!(
+            reason_of(b"$11\r\nhello worldXY", LIMITS),
+            Some(Reason::MissingBulkTerminator)
+        );
+        // A length no frame may hold is a broken peer, not a large reply.
+        assert!(matches!(
+            reason_of(b"$99\r\n", LIMITS),
+            Some(Reason::FrameTooLarge { max: 100 })
+        ));
+        // The skipped bytes are dropped as they arrive: a large header buffers nothing.
+        let mut decoder = Decoder::new(Limits::default());
+        let mut buf = BytesMut::from(&b"$600000000\r\n"[..]);
+        assert_eq!(decoder.decode(&mut buf), Ok(None));
+        buf.extend_from_slice(&[b'x'; 4096]);
+        assert_eq!(decoder.decode(&mut buf), Ok(None));
+        assert!(buf.len() <= 3, "{} bytes kept", buf.len());
     }
 
     #[test]

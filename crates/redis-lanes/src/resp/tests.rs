@@ -30,13 +30,17 @@ pub(super) fn decode_chunks<'a>(
         buf.extend_from_slice(chunk);
         loop {
             let before = buf.clone();
+            let edits = decoder.edits;
             match decoder.decode(&mut buf) {
                 Ok(Some(frame)) => frames.push(frame),
                 Ok(None) => {
-                    assert_eq!(
-                        buf, before,
-                        "an incomplete decode must leave the buffer alone"
-                    );
+                    // Only an oversized element is replaced and dropped while it arrives.
+                    if decoder.edits == edits {
+                        assert_eq!(
+                            buf, before,
+                            "an incomplete decode must leave the buffer alone"
+                        );
+                    }
                     break;
                 }
                 Err(e) => return (frames, Some(e)),
@@ -349,8 +353,9 @@ fn check_hostile(bytes: &[u8], chunk_sizes: &[usize]) {
             "{bytes:?}: {whole:?} / {chunked:?}"
         );
         for frame in &whole.0 {
-            let (Frame::Reply(value) | Frame::Push(value)) = frame;
-            assert_within(value, limits);
+            if let Frame::Reply(value) | Frame::Push(value) = frame {
+                assert_within(value, limits);
+            }
         }
         if let Some(e) = &whole.1 {
             assert!(e.to_string().starts_with("RESP protocol error at byte "));
