@@ -92,10 +92,13 @@ impl Client {
             )
         })?;
         let generation = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let exclusive = crate::exclusive::Exclusives::new(&config, Arc::clone(&generation))?;
+        crate::exclusive::Exclusives::check(&config)?;
         let (shared, driver) = lane::open(Arc::clone(&config), Arc::clone(&generation)).await?;
         // The task holds only the driver: it ends when every handle is dropped.
         runtime.spawn(driver);
+        // The pools (and their reapers) exist only once connecting succeeded, so a failed
+        // connect leaves no task behind.
+        let exclusive = crate::exclusive::Exclusives::new(&config, Arc::clone(&generation))?;
         let options = &config.blocking;
         let pool = Pool::new(
             &config,
@@ -115,6 +118,7 @@ impl Client {
             hook: options.hook.clone(),
             counters: blocking::Counters::default(),
             shutdown: CancellationToken::new(),
+            abandon: CancellationToken::new(),
             recoveries: TaskTracker::new(),
             runtime,
         });
@@ -222,10 +226,7 @@ impl Client {
                     block,
                 )
                 .await?;
-                Ok(match reply {
-                    Reply::Many(values) => values,
-                    Reply::One(value) => vec![value],
-                })
+                lane::pipeline_replies(pipe, offset, reply)
             }
         }
     }
@@ -347,10 +348,19 @@ async fn close_steps(inner: &Inner) {
         .is_err()
     {
         tracing::warn!("close timed out waiting for cancelled blocking commands to recover");
+        blocking.abandon.cancel();
     }
     blocking.pool.close();
     inner.exclusive.close();
     inner.shared.close().await;
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The last handle is gone: recoveries still running let go of the shared lane,
+        // so its driver (and every task) ends now.
+        self.blocking.abandon.cancel();
+    }
 }
 
 impl ConnectionLike for Client {

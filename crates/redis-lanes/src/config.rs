@@ -29,7 +29,8 @@ pub enum Protocol {
 #[derive(Debug, Clone)]
 pub(crate) struct LaneConfig {
     pub(crate) info: ConnectInfo,
-    pub(crate) connect_timeout: Duration,
+    /// `None`: connecting waits as long as the operating system does.
+    pub(crate) connect_timeout: Option<Duration>,
     pub(crate) response_timeout: Option<Duration>,
     pub(crate) max_in_flight: usize,
     pub(crate) close_timeout: Duration,
@@ -103,7 +104,7 @@ impl Default for BlockingOptions {
 #[must_use = "a builder does nothing until `connect` is called"]
 pub struct Builder {
     info: Result<ConnectInfo, Error>,
-    connect_timeout: Duration,
+    connect_timeout: Option<Duration>,
     response_timeout: Option<Duration>,
     max_in_flight: usize,
     close_timeout: Duration,
@@ -124,7 +125,7 @@ impl Builder {
     pub(crate) fn new(url: &str) -> Self {
         Self {
             info: url::parse(url),
-            connect_timeout: Duration::from_secs(10),
+            connect_timeout: Some(Duration::from_secs(10)),
             response_timeout: None,
             max_in_flight: 8192,
             close_timeout: Duration::from_secs(10),
@@ -184,9 +185,12 @@ impl Builder {
         self
     }
 
-    /// Bounds connecting plus the handshake. Default: 10 s.
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
+    /// Bounds connecting plus the handshake, for every connection the client opens
+    /// (reconnects and dedicated lanes too). Default: 10 s. Takes a `Duration` or an
+    /// `Option<Duration>`; `None` turns the bound off, leaving it to the operating
+    /// system's own connect timeout (as code running under `tokio::time::pause()` needs).
+    pub fn connect_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.connect_timeout = timeout.into();
         self
     }
 

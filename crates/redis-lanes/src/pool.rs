@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::LaneConfig;
 use crate::error::{Error, ErrorKind};
@@ -50,6 +51,9 @@ pub(crate) struct Pool {
     /// predates a reconnect (perhaps a restarted or failed-over server): it is closed,
     /// never handed out again.
     generation: Arc<AtomicU64>,
+    /// Cancelled when the pool closes or is dropped: the reaper ends at once rather
+    /// than at its next tick.
+    reaper_stop: CancellationToken,
 }
 
 /// A lane on loan. Give it back with [`Lease::release`] once its reply was read;
@@ -79,6 +83,7 @@ impl Pool {
             waiters: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
             generation,
+            reaper_stop: CancellationToken::new(),
         });
         spawn_reaper(&pool);
         pool
@@ -146,7 +151,8 @@ impl Pool {
     /// for its lane to come back; a refusal (credentials, database) fails at once.
     async fn open_lane(&self) -> Result<(Lane, lane::LaneDriver), Error> {
         let options = &self.lane_config.reconnect;
-        let deadline = tokio::time::Instant::now() + options.wait;
+        // A wait too long to add to the clock is as good as forever.
+        let deadline = tokio::time::Instant::now().checked_add(options.wait);
         let mut attempt = 0;
         loop {
             let generation = self.generation.load(Relaxed);
@@ -156,10 +162,15 @@ impl Pool {
             };
             attempt += 1;
             let pause = options.backoff(attempt);
+            let in_time = match (deadline, tokio::time::Instant::now().checked_add(pause)) {
+                (None, _) => true,
+                (Some(deadline), Some(resume)) => resume < deadline,
+                (Some(_), None) => false,
+            };
             let retry = options.enabled
                 && err.kind() == ErrorKind::Connect
                 && !self.closed.load(Relaxed)
-                && tokio::time::Instant::now() + pause < deadline;
+                && in_time;
             if !retry {
                 return Err(err);
             }
@@ -215,6 +226,7 @@ impl Pool {
         self.closed.store(true, Relaxed);
         self.permits.close();
         idle.clear();
+        self.reaper_stop.cancel();
     }
 
     pub(crate) fn busy(&self) -> usize {
@@ -253,6 +265,12 @@ impl Lease {
     }
 }
 
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.reaper_stop.cancel();
+    }
+}
+
 impl Drop for Lease {
     fn drop(&mut self) {
         // Not released: whatever the lane was doing, it cannot be trusted for reuse.
@@ -262,16 +280,20 @@ impl Drop for Lease {
     }
 }
 
-/// Closes idle lanes in the background. Holds only a `Weak`, so it stops as soon as the
-/// pool is gone and never keeps it alive.
+/// Closes idle lanes in the background. Holds only a `Weak`, so it never keeps the pool
+/// alive, and wakes when the pool closes or is dropped, so it ends with it.
 fn spawn_reaper(pool: &Arc<Pool>) {
     let weak: Weak<Pool> = Arc::downgrade(pool);
+    let stop = pool.reaper_stop.clone();
     let period = (pool.config.idle_timeout / 2).max(Duration::from_millis(50));
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(period);
-        tick.tick().await;
         loop {
-            tick.tick().await;
+            // `sleep` (unlike `interval`) takes any period, even `Duration::MAX`.
+            tokio::select! {
+                biased;
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(period) => {}
+            }
             let Some(pool) = weak.upgrade() else { return };
             if pool.closed.load(Relaxed) {
                 return;

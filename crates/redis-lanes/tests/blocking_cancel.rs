@@ -328,3 +328,71 @@ async fn a_hook_takes_raced_data_instead_of_the_restore() {
     }
     panic!("no raced reply in 300 tries");
 }
+
+/// The in-transit window of the cancel contract: an `XREADGROUP ... BLOCK` aborted at
+/// spread offsets from 0 to 2 ms after it starts, without waiting for the server to
+/// show it blocked. Its `CLIENT UNBLOCK` may reach the server before the read does;
+/// then the client's next commands (`DELCONSUMER`, `XADD`) must still run after the
+/// read is dealt with: the deleted consumer never comes back and no entry is taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_xreadgroup_aborted_in_transit_never_comes_back() {
+    const RUNS: u64 = 300;
+    let server = common::server();
+    let client = common::client(&server).await;
+    let mut conn = client.clone();
+    for run in 0..RUNS {
+        let key = format!("transit:{run}");
+        let _: () = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(&key)
+            .arg("g")
+            .arg("$")
+            .arg("MKSTREAM")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let mut reader = client.clone();
+        let read_key = key.clone();
+        let task = tokio::spawn(async move {
+            let opts = StreamReadOptions::default().group("g", "c1").block(2_000);
+            reader
+                .xread_options::<_, _, Option<StreamReadReply>>(&[read_key.as_str()], &[">"], &opts)
+                .await
+        });
+        // 0, 0.1, ... 2 ms: spun, since timers are too coarse for this.
+        let offset = Duration::from_micros((run % 21) * 100);
+        let until = Instant::now() + offset;
+        while Instant::now() < until {
+            std::hint::spin_loop();
+        }
+        task.abort();
+        let _ = task.await;
+        let _: i64 = redis::cmd("XGROUP")
+            .arg("DELCONSUMER")
+            .arg(&key)
+            .arg("g")
+            .arg("c1")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let _: String = conn.xadd(&key, "*", &[("n", run)]).await.unwrap();
+        // Wait until the cancelled read is fully dealt with (its lane is back or closed).
+        assert!(
+            common::eventually(SETTLE, || async { client.stats().blocking_busy == 0 }).await,
+            "run {run}: the recovery did not finish"
+        );
+        let consumers: Vec<redis::Value> = redis::cmd("XINFO")
+            .arg("CONSUMERS")
+            .arg(&key)
+            .arg("g")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(
+            consumers.is_empty(),
+            "run {run} (abort after {offset:?}): the deleted consumer came back: {consumers:?}"
+        );
+    }
+    let stats = client.stats();
+    assert_eq!(stats.orphans_unrecoverable, 0, "{stats:?}");
+}

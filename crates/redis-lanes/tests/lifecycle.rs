@@ -363,3 +363,102 @@ async fn dropping_the_close_future_still_closes() {
         "the connection stayed open after an abandoned close()"
     );
 }
+
+/// Every task a client starts (drivers, pool reapers, recoveries) ends within 100 ms of
+/// its last handle being dropped or its `close()` returning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_task_outlives_its_client() {
+    let server = common::server();
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let before = metrics.num_alive_tasks();
+    for round in 0..200u32 {
+        let client = common::client(&server).await;
+        let mut conn = client.clone();
+        let _: Option<String> = conn.get("k").await.expect("GET");
+        if round % 10 == 0 {
+            // A blocking lane and a lease too, so their pools have lanes to close.
+            let _: () = conn.rpush("q", 1).await.expect("RPUSH");
+            let _: Option<(String, i64)> = conn.blpop("q", 1.0).await.expect("BLPOP");
+            drop(client.exclusive().await.expect("lease"));
+        }
+        if round % 2 == 0 {
+            client.close().await;
+        }
+        drop(conn);
+        drop(client);
+    }
+    let settled = common::eventually(Duration::from_millis(100), || async {
+        metrics.num_alive_tasks() <= before
+    })
+    .await;
+    assert!(
+        settled,
+        "{} tasks alive after 200 clients were dropped, {before} before",
+        metrics.num_alive_tasks()
+    );
+}
+
+/// A cancelled blocking call's recovery waits on the shared lane (here: behind a
+/// `DEBUG SLEEP`); dropping the client must not wait for it. The recovery gives up
+/// (counted as unrecoverable), and every task and connection ends at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recovery_in_progress_does_not_keep_a_dropped_client_alive() {
+    let server = common::server();
+    let mut side = common::side(&server).await;
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let before = metrics.num_alive_tasks();
+    let client = Client::builder(&server.url())
+        .client_name("held")
+        .connect()
+        .await
+        .expect("connect");
+    let mut reader = client.clone();
+    let blocked = tokio::spawn(async move {
+        reader
+            .blpop::<_, Option<(String, String)>>("nothing", 0.0)
+            .await
+    });
+    let shows_blocked = common::eventually(GENEROUS, || {
+        let mut side = side.clone();
+        async move {
+            common::named(&mut side, "held")
+                .await
+                .iter()
+                .any(|line| line.contains(" cmd=blpop "))
+        }
+    })
+    .await;
+    assert!(shows_blocked, "the BLPOP never blocked");
+    // The shared lane is busy for 3 s, so the unblock queued by the cancel waits.
+    let mut sleeper = client.clone();
+    let written = client.stats().written_requests;
+    let sleeping = tokio::spawn(async move {
+        redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg(3)
+            .exec_async(&mut sleeper)
+            .await
+    });
+    assert!(
+        common::eventually(GENEROUS, || async {
+            client.stats().written_requests > written
+        })
+        .await
+    );
+    blocked.abort();
+    let _ = blocked.await;
+    sleeping.abort();
+    let _ = sleeping.await;
+    let started = Instant::now();
+    drop(client);
+    let settled = common::eventually(Duration::from_secs(1), || async {
+        metrics.num_alive_tasks() <= before
+    })
+    .await;
+    assert!(
+        settled,
+        "{} tasks alive {:?} after the drop, {before} before",
+        metrics.num_alive_tasks(),
+        started.elapsed()
+    );
+}

@@ -455,3 +455,47 @@ async fn close_while_reconnecting_ends_at_once_and_answers_the_waiting() {
     assert!(client.is_closed());
     assert_eq!(client.stats().reconnects, 0);
 }
+
+/// As with redis-rs, a lost connection is announced on the push channel
+/// (`PushKind::Disconnection`): state set up on it, such as `CLIENT TRACKING`, is gone.
+#[tokio::test]
+async fn a_lost_connection_is_announced_on_the_push_channel() {
+    let server = common::server();
+    let mut side = common::side(&server).await;
+    let (push_tx, mut pushes) = tokio::sync::mpsc::channel(16);
+    let client = Client::builder(&server.url())
+        .protocol(redis_lanes::Protocol::Resp3)
+        .push_sender(push_tx)
+        .connect()
+        .await
+        .expect("connect");
+    let mut conn = client.clone();
+    let on: Value = conn
+        .send(redis::cmd("CLIENT").arg("TRACKING").arg("ON"))
+        .await
+        .expect("TRACKING");
+    assert_eq!(on, Value::Okay);
+    let id = client.client_id().expect("id");
+    assert_eq!(common::kill_client(&mut side, id).await, 1);
+    let push = tokio::time::timeout(Duration::from_secs(5), pushes.recv())
+        .await
+        .expect("a push within 5 s")
+        .expect("the channel is open");
+    assert_eq!(push.kind, redis::PushKind::Disconnection);
+    // The client reconnects as usual.
+    let n: i64 = conn
+        .incr("after", 1)
+        .await
+        .expect("INCR after the reconnect");
+    assert_eq!(n, 1);
+    // Once the client is gone, so is its sender: the channel closes.
+    drop(conn);
+    drop(client);
+    let end = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(push) = pushes.recv().await {
+            assert_eq!(push.kind, redis::PushKind::Disconnection);
+        }
+    })
+    .await;
+    assert!(end.is_ok(), "the push channel stayed open");
+}

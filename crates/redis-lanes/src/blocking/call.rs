@@ -10,7 +10,7 @@ use tokio_util::task::task_tracker::TaskTrackerToken;
 use super::recover::{self, Sent};
 use super::Blocking;
 use crate::error::Error;
-use crate::lane::{Commit, Lane, Reply};
+use crate::lane::{Commit, Lane, PackedPipeline, Reply};
 use crate::pool::Lease;
 use crate::route::Block;
 
@@ -27,18 +27,29 @@ pub(crate) enum Commands<'a> {
 
 impl Commands<'_> {
     /// Packed bytes, replies to expect, first reply to keep.
-    pub(crate) fn pack(&self) -> (Vec<u8>, usize, usize) {
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidCommand`](crate::ErrorKind::InvalidCommand) for an empty
+    /// command or pipeline.
+    pub(crate) fn pack(&self) -> Result<PackedPipeline, Error> {
         match *self {
-            Commands::One(cmd) => (cmd.get_packed_command(), 1, 0),
+            Commands::One(cmd) => {
+                let bytes = cmd.get_packed_command();
+                if bytes.is_empty() {
+                    return Err(crate::lane::empty_command());
+                }
+                Ok(PackedPipeline {
+                    bytes,
+                    frames: 1,
+                    keep_from: 0,
+                })
+            }
             Commands::Pipe {
                 pipe,
                 offset,
                 count,
-            } => (
-                pipe.get_packed_pipeline(),
-                offset.saturating_add(count),
-                offset,
-            ),
+            } => PackedPipeline::new(pipe, offset, count),
         }
     }
 
@@ -112,9 +123,20 @@ pub(crate) async fn run(
     let Some(lane) = lease.lane().cloned() else {
         return Err(Error::closed().not_sent());
     };
-    let (bytes, frames, keep_from) = commands.pack();
+    let packed = match commands.pack() {
+        Ok(packed) => packed,
+        Err(err) => {
+            lease.release(); // Nothing was sent: the lane is clean.
+            return Err(err);
+        }
+    };
     let commit = Arc::new(Commit::default());
-    let late = lane.submit(bytes, frames, keep_from, Some(Arc::clone(&commit)))?;
+    let late = lane.submit(
+        packed.bytes,
+        packed.frames,
+        packed.keep_from,
+        Some(Arc::clone(&commit)),
+    )?;
     let mut call = InFlight {
         _tracked: tracked,
         lease: Some(lease),
@@ -132,6 +154,9 @@ pub(crate) async fn run(
         };
         let sleep = super::sleep_or_forever(deadline);
         tokio::select! {
+            // Biased: a reply that is ready wins over a deadline that passed in the same
+            // poll, which would otherwise cancel it and make its recovery restore data.
+            biased;
             answer = late => Some(answer),
             () = blocking.shutdown.cancelled() => None,
             () = sleep => None,

@@ -21,7 +21,7 @@ use tokio_util::task::TaskTracker;
 
 pub(crate) use call::{run, Commands};
 pub use orphan::OrphanOutcome;
-pub(crate) use recover::{handle_replies, read_late, report_unrecoverable, Sent};
+pub(crate) use recover::{handle_replies, read_late, report_unrecoverable, Sent, Unblock};
 
 use crate::pool::Pool;
 use crate::route::BlockingCommands;
@@ -75,6 +75,10 @@ pub(crate) struct Blocking {
     pub(crate) counters: Counters,
     /// Cancelled by `close()`: in-flight calls stop waiting and cancel on the server.
     pub(crate) shutdown: CancellationToken,
+    /// Cancelled when the client is dropped, or when `close()` stops waiting for
+    /// recoveries: they give up at once (counting what they could not recover), so no
+    /// recovery keeps the client's connections alive after its last handle is gone.
+    pub(crate) abandon: CancellationToken,
     /// Recoveries in progress; `close()` waits for them.
     pub(crate) recoveries: TaskTracker,
     /// Where recoveries run. A `Drop` may happen outside the runtime's context, so the

@@ -5,12 +5,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::Value;
-use tokio::sync::oneshot;
 
 use super::orphan::{self, OrphanOutcome, Plan};
 use super::{Blocking, Orphan};
 use crate::error::Error;
-use crate::lane::{Lane, Reply};
+use crate::lane::{Lane, Opener, Reply, ReplyRx};
 use crate::pool::Lease;
 use crate::route::{self, Route};
 
@@ -21,17 +20,26 @@ pub(crate) struct Sent {
     pub(crate) atomic: bool,
 }
 
-type Answer = Result<Reply, Error>;
+/// The first `CLIENT UNBLOCK` and the gate that holds the client's later commands until
+/// the cancelled command's fate is known; `None` when the blocking lane's id is unknown.
+pub(crate) type Unblock = Option<Result<(ReplyRx, Opener), Error>>;
 
-/// How long to wait for the late reply after an unblock that found nothing blocked, before
-/// trying again: the command may still have been on its way to the server.
-const UNBLOCK_RETRY: Duration = Duration::from_millis(100);
-const UNBLOCK_ATTEMPTS: u32 = 20;
+/// Longest wait for the answer to one `CLIENT UNBLOCK` on the shared lane.
+const CONFIRM_LIMIT: Duration = Duration::from_secs(5);
+/// Longest time the client's later commands are held back while a cancelled command
+/// neither blocks nor answers (it is still on its way to the server). Past it, the
+/// blocking lane is closed instead.
+const GATE_LIMIT: Duration = Duration::from_secs(1);
+/// Pauses between repeated unblocks while the command may still be on its way: the
+/// first at once, then doubling up to the cap.
+const RETRY_PAUSE_MAX: Duration = Duration::from_millis(20);
+/// Longest wait for a command that puts raced data back.
+pub(crate) const RESTORE_LIMIT: Duration = Duration::from_secs(10);
 
 pub(crate) async fn recover(
     lease: Lease,
-    late: oneshot::Receiver<Answer>,
-    unblock: Option<Result<oneshot::Receiver<Answer>, Error>>,
+    late: ReplyRx,
+    unblock: Unblock,
     sent: Sent,
     shared: Lane,
     blocking: Arc<Blocking>,
@@ -39,7 +47,13 @@ pub(crate) async fn recover(
     let Some(lane) = lease.lane().cloned() else {
         return;
     };
-    match read_late(&lane, &shared, late, unblock).await {
+    let abandoned = blocking.abandon.clone();
+    let outcome = tokio::select! {
+        biased;
+        () = abandoned.cancelled() => Err("the client was dropped or closed".to_owned()),
+        outcome = read_late(&lane, &shared, late, unblock) => outcome,
+    };
+    match outcome {
         Ok(reply) => {
             // Contract, rule 3: the late reply is read; the lane is clean again.
             lease.release();
@@ -55,51 +69,97 @@ pub(crate) async fn recover(
 }
 
 /// Confirms the server-side unblock of a cancelled command written on `lane` and reads
-/// its late reply, unblocking again while the command may still have been on its way.
-/// When this returns, every `CLIENT UNBLOCK` it sent has been answered, so none can hit
-/// a later command of the lane.
+/// its late reply.
+///
+/// The client's later commands wait behind the unblock's gate until the command's fate
+/// is known: the unblock released it (`1`), or its reply arrived. An unblock that found
+/// nothing blocked (`0`) while no reply has come means the command may still be on its
+/// way to the server; the unblock is repeated, ahead of the gate, until one of the two
+/// happens, for up to [`GATE_LIMIT`]. Once the server has released the command its reply
+/// is certain, and it is waited for without a limit (the caller bounds that: `close()`
+/// and the client's drop abandon the recovery). When this returns, every `CLIENT
+/// UNBLOCK` it sent has been answered, so none can hit a later command of the lane.
 ///
 /// `Err` carries the reason the contract's fallback applies: the caller must close the
 /// lane and report the command with [`report_unrecoverable`].
 pub(crate) async fn read_late(
     lane: &Lane,
     shared: &Lane,
-    mut late: oneshot::Receiver<Answer>,
-    mut unblock: Option<Result<oneshot::Receiver<Answer>, Error>>,
+    mut late: ReplyRx,
+    unblock: Unblock,
 ) -> Result<Reply, String> {
-    let mut attempts = 0;
+    let (mut asked, mut gate) = match unblock {
+        None => return Err("the blocking lane's CLIENT ID is unknown".to_owned()),
+        Some(Err(e)) => return Err(format!("CLIENT UNBLOCK could not be sent: {e}")),
+        Some(Ok(first)) => first,
+    };
+    let held_until = tokio::time::Instant::now() + GATE_LIMIT;
+    let mut pause = Duration::ZERO;
+    let mut reply = None;
     loop {
-        confirm_unblock(shared, unblock.take()).await?;
-        match tokio::time::timeout(UNBLOCK_RETRY, &mut late).await {
-            Ok(Ok(Ok(reply))) => return Ok(reply),
-            Ok(Ok(Err(e))) => return Err(format!("the blocking lane failed: {e}")),
-            Ok(Err(_)) => return Err("the blocking lane closed".to_owned()),
-            Err(_) if attempts < UNBLOCK_ATTEMPTS => {
-                // The unblock found nothing blocked and no reply came: the command had
-                // not reached the server yet. Unblock again.
-                attempts += 1;
-                unblock = shared.unblock(lane);
+        // The outstanding unblock's answer; the late reply may come meanwhile.
+        let released = {
+            let confirm = tokio::time::timeout(CONFIRM_LIMIT, shared.await_reply(asked));
+            tokio::pin!(confirm);
+            loop {
+                tokio::select! {
+                    biased;
+                    answer = &mut late, if reply.is_none() => {
+                        reply = Some(late_answer(answer)?);
+                        // Its fate is known: the client's later commands may go.
+                        gate.open();
+                    }
+                    confirmed = &mut confirm => break unblock_answer(confirmed)?,
+                }
             }
-            Err(_) => return Err("the command never unblocked".to_owned()),
+        };
+        if let Some(reply) = reply {
+            return Ok(reply);
         }
+        if released {
+            // Released before anything queued behind the gate; its reply is certain.
+            gate.open();
+            return late_answer(late.await);
+        }
+        if tokio::time::Instant::now() >= held_until {
+            return Err(format!(
+                "the command neither blocked nor answered within {GATE_LIMIT:?}"
+            ));
+        }
+        if let Ok(answer) = tokio::time::timeout(pause, &mut late).await {
+            gate.open();
+            return late_answer(answer);
+        }
+        pause = (pause * 2).clamp(Duration::from_millis(1), RETRY_PAUSE_MAX);
+        asked = shared
+            .unblock_again(lane, &gate)
+            .map_err(|e| format!("CLIENT UNBLOCK could not be sent: {e}"))?;
     }
 }
 
-/// Waits for the `CLIENT UNBLOCK` reply. `Ok` when the server accepted it (whether or
-/// not the client was still blocked), `Err` with the reason otherwise.
-async fn confirm_unblock(
-    shared: &Lane,
-    unblock: Option<Result<oneshot::Receiver<Answer>, Error>>,
-) -> Result<(), String> {
-    match unblock {
-        None => Err("the blocking lane's CLIENT ID is unknown".to_owned()),
-        Some(Err(e)) => Err(format!("CLIENT UNBLOCK could not be sent: {e}")),
-        Some(Ok(rx)) => match shared.await_reply(rx).await {
-            Ok(Reply::One(Value::Int(_))) => Ok(()),
-            Ok(Reply::One(Value::ServerError(e))) => Err(format!("CLIENT UNBLOCK refused: {e}")),
-            Ok(other) => Err(format!("unexpected CLIENT UNBLOCK reply {other:?}")),
-            Err(e) => Err(format!("CLIENT UNBLOCK failed: {e}")),
-        },
+fn late_answer(
+    answer: Result<Result<Reply, Error>, tokio::sync::oneshot::error::RecvError>,
+) -> Result<Reply, String> {
+    match answer {
+        Ok(Ok(reply)) => Ok(reply),
+        Ok(Err(e)) => Err(format!("the blocking lane failed: {e}")),
+        Err(_) => Err("the blocking lane closed".to_owned()),
+    }
+}
+
+/// Reads a `CLIENT UNBLOCK` answer: `Ok(true)` when it released a blocked client,
+/// `Ok(false)` when nothing was blocked, `Err` with the reason otherwise.
+fn unblock_answer(
+    confirmed: Result<Result<Reply, Error>, tokio::time::error::Elapsed>,
+) -> Result<bool, String> {
+    match confirmed {
+        Err(_) => Err(format!(
+            "CLIENT UNBLOCK not answered within {CONFIRM_LIMIT:?}"
+        )),
+        Ok(Ok(Reply::One(Value::Int(n)))) => Ok(n > 0),
+        Ok(Ok(Reply::One(Value::ServerError(e)))) => Err(format!("CLIENT UNBLOCK refused: {e}")),
+        Ok(Ok(other)) => Err(format!("unexpected CLIENT UNBLOCK reply {other:?}")),
+        Ok(Err(e)) => Err(format!("CLIENT UNBLOCK failed: {e}")),
     }
 }
 
@@ -161,13 +221,22 @@ async fn handle_orphan(blocking: &Blocking, shared: &Lane, args: &[Vec<u8>], val
         (_, Plan::Nothing) => return,
         // A hook takes the data instead of the default restore.
         (Some(_), _) | (None, Plan::Report) => OrphanOutcome::Reported,
-        (None, Plan::Restore { cmd, conditional }) => match shared.send(&cmd).await {
-            Ok(reply) => orphan::outcome_of(conditional, &reply),
-            Err(e) => {
-                tracing::warn!(error = %e, "restoring raced data failed");
+        (None, Plan::Restore { cmd, conditional }) => {
+            let restore = tokio::time::timeout(RESTORE_LIMIT, shared.send(&cmd));
+            let failed = |why: String| {
+                tracing::warn!(error = %why, "restoring raced data failed");
                 OrphanOutcome::Reported
+            };
+            tokio::select! {
+                biased;
+                restored = restore => match restored {
+                    Ok(Ok(reply)) => orphan::outcome_of(conditional, &reply),
+                    Ok(Err(e)) => failed(e.to_string()),
+                    Err(_) => failed(format!("no answer within {RESTORE_LIMIT:?}")),
+                },
+                () = blocking.abandon.cancelled() => failed("the client was dropped".to_owned()),
             }
-        },
+        }
     };
     blocking.counters.count(outcome);
     tracing::info!(

@@ -62,9 +62,14 @@ pub(super) async fn run(
     if blocking.shutdown.is_cancelled() {
         return Err(Error::closed().not_sent());
     }
-    let (bytes, frames, keep_from) = commands.pack();
+    let packed = commands.pack()?;
     let commit = Arc::new(Commit::default());
-    let late = lane.submit(bytes, frames, keep_from, Some(Arc::clone(&commit)))?;
+    let late = lane.submit(
+        packed.bytes,
+        packed.frames,
+        packed.keep_from,
+        Some(Arc::clone(&commit)),
+    )?;
     let mut call = InFlight {
         _tracked: tracked,
         late: Some(late),
@@ -81,6 +86,9 @@ pub(super) async fn run(
             return Err(Error::closed());
         };
         tokio::select! {
+            // Biased: a reply that is ready wins over a deadline that passed in the same
+            // poll, which would otherwise cancel it and make its recovery restore data.
+            biased;
             answer = late => Some(answer),
             () = blocking.shutdown.cancelled() => None,
             () = crate::blocking::sleep_or_forever(deadline) => None,
@@ -134,12 +142,18 @@ async fn recover(
     lane: Lane,
     shared: Lane,
     late: oneshot::Receiver<Answer>,
-    unblock: Option<Result<oneshot::Receiver<Answer>, Error>>,
+    unblock: blocking::Unblock,
     sent: Sent,
     blocking: Arc<Blocking>,
     done: oneshot::Sender<()>,
 ) {
-    match blocking::read_late(&lane, &shared, late, unblock).await {
+    let abandoned = blocking.abandon.clone();
+    let outcome = tokio::select! {
+        biased;
+        () = abandoned.cancelled() => Err("the client was dropped or closed".to_owned()),
+        outcome = blocking::read_late(&lane, &shared, late, unblock) => outcome,
+    };
+    match outcome {
         Ok(reply) => {
             drop(done);
             blocking::handle_replies(&blocking, &shared, &sent, reply).await;

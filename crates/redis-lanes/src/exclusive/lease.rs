@@ -194,10 +194,8 @@ impl Exclusive {
                     offset,
                     count,
                 };
-                match blocking::run(self, commands, block).await? {
-                    Reply::Many(values) => values,
-                    Reply::One(value) => vec![value],
-                }
+                let reply = blocking::run(self, commands, block).await?;
+                crate::lane::pipeline_replies(pipe, offset, reply)?
             }
             None => {
                 let lane = self.lane.clone();

@@ -56,6 +56,22 @@ impl fmt::Debug for Exclusives {
 }
 
 impl Exclusives {
+    /// Checks the options, before anything is connected.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidConfig`] for a pool that could never hand out a lane.
+    pub(crate) fn check(config: &LaneConfig) -> Result<(), Error> {
+        let max = config.exclusive.max_lanes;
+        if max == 0 || max > tokio::sync::Semaphore::MAX_PERMITS {
+            return Err(Error::new(
+                ErrorKind::InvalidConfig,
+                "max_exclusive_lanes must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+
     /// Checks the options and sets up the (lazily filled) pool. Needs a Tokio runtime:
     /// the pool's idle reaper is spawned here.
     ///
@@ -66,13 +82,8 @@ impl Exclusives {
         config: &LaneConfig,
         generation: Arc<std::sync::atomic::AtomicU64>,
     ) -> Result<Arc<Self>, Error> {
+        Self::check(config)?;
         let options = &config.exclusive;
-        if options.max_lanes == 0 || options.max_lanes > tokio::sync::Semaphore::MAX_PERMITS {
-            return Err(Error::new(
-                ErrorKind::InvalidConfig,
-                "max_exclusive_lanes must be at least 1",
-            ));
-        }
         let pool = Pool::new(
             config,
             PoolConfig {

@@ -31,7 +31,8 @@ enum Phase {
 
 struct Parked {
     req: Request,
-    deadline: Instant,
+    /// `None`: waits as long as it takes (a `disconnected_wait` too long for the clock).
+    deadline: Option<Instant>,
 }
 
 /// The disconnected state of a reconnecting lane.
@@ -107,17 +108,23 @@ impl Down {
         }
         self.parked.push_back(Parked {
             req,
-            deadline: Instant::now() + wait,
+            deadline: Instant::now().checked_add(wait),
         });
     }
 
     /// Fails the requests that waited their full deadline. Registers for the next one.
     pub(super) fn expire(&mut self, cx: &mut Context<'_>) {
         loop {
-            let Some(front) = self.parked.front() else {
+            // Every request waits the same `disconnected_wait`: when the oldest one has
+            // no deadline, none has.
+            let Some(Parked {
+                deadline: Some(deadline),
+                ..
+            }) = self.parked.front()
+            else {
                 return;
             };
-            let deadline = front.deadline;
+            let deadline = *deadline;
             if deadline > Instant::now() {
                 if self.expiry.deadline() != deadline {
                     self.expiry.as_mut().reset(deadline);

@@ -20,6 +20,7 @@ use tokio::io::AsyncWrite;
 use tokio::sync::{mpsc, oneshot};
 
 use super::down::{Down, Outcome};
+use super::gate::Gate;
 use super::limit::Permit;
 use super::request::{Message, Reply, ReplyTx, Request};
 use super::shared::LaneShared;
@@ -51,6 +52,9 @@ struct InFlight {
     kept: Vec<Value>,
     /// Where its bytes start in the connection's output, see [`Conn::flushed`].
     start: u64,
+    /// Set when one of its replies was too large to keep: the request fails with this
+    /// once all its replies are read.
+    failed: Option<Error>,
     _permit: Option<Permit>,
 }
 
@@ -101,6 +105,12 @@ struct DriverState {
     /// Connections in a row that failed or broke right after being made; decides
     /// whether the next attempt waits a backoff pause.
     failures: u32,
+    /// A gate reached in the queue and not yet opened: nothing queued after it is taken.
+    gate: Option<Arc<Gate>>,
+    /// Whether new work waits one scheduler pass to join a larger batch (the shared
+    /// lane), or is written at once (a dedicated lane carries one request at a time, and
+    /// a blocking command should reach the server before anything can cancel it).
+    batching: bool,
 }
 
 // `Up` is where a lane spends its life; boxing it would put an indirection on every
@@ -157,6 +167,7 @@ impl LaneDriver {
         shared: Arc<LaneShared>,
         push_sender: Option<mpsc::Sender<redis::PushInfo>>,
         redial: Option<Arc<LaneConfig>>,
+        batching: bool,
     ) -> Self {
         Self {
             state: Some(DriverState {
@@ -168,6 +179,8 @@ impl LaneDriver {
                 link: Link::Up(Conn::new(session)),
                 redial,
                 failures: 0,
+                gate: None,
+                batching,
             }),
         }
     }
@@ -297,7 +310,7 @@ impl DriverState {
             //    instead of ~3. (Measured alternatives, e.g. writing at once while the
             //    server is idle, did no better; see docs/BENCHMARKS.md.)
             if !conn.write_buf.is_empty() && !yielding {
-                if conn.deferred {
+                if conn.deferred || !self.batching {
                     match conn.flush(cx, &mut self.tally) {
                         Poll::Ready(Err(err)) => return Poll::Ready(Turn::Broken(err)),
                         Poll::Ready(Ok(true)) => progress = true,
@@ -386,6 +399,7 @@ impl DriverState {
             "connection lost; reconnecting"
         );
         conn.fail(&cause);
+        notify_disconnection(self.push_sender.as_ref());
         self.link = Link::Down(Down::new(config, cause, self.failures));
     }
 
@@ -411,12 +425,30 @@ impl DriverState {
     /// list). Returns `Ready` only when the lane should end because every handle is gone.
     fn intake(&mut self, cx: &mut Context<'_>) -> Poll<Exit> {
         loop {
+            if let Some(gate) = self.gate.clone() {
+                for req in gate.take_urgent() {
+                    self.accept(req);
+                }
+                if !gate.poll_open(cx) {
+                    // Woken when the gate opens or an urgent request arrives.
+                    break;
+                }
+                self.gate = None;
+            }
             if let Link::Up(conn) = &self.link {
                 if conn.write_buf.len() >= MAX_WRITE_BATCH {
                     break;
                 }
             }
             match self.rx.poll_recv(cx) {
+                Poll::Ready(Some(Message::Gated(req, gate))) => {
+                    if !self.closers.is_empty() {
+                        answer(req.reply, Err(Error::closed().not_sent()));
+                        continue;
+                    }
+                    self.accept(req);
+                    self.gate = Some(gate);
+                }
                 Poll::Ready(Some(Message::Request(req))) => {
                     if !self.closers.is_empty() {
                         // Sent after close(): refused, never written.
@@ -495,8 +527,16 @@ impl DriverState {
             }
         };
         self.shared.end(&cause);
+        if let Some(gate) = self.gate.take() {
+            for req in gate.close() {
+                answer(req.reply, Err(cause.not_sent()));
+            }
+        }
         match std::mem::replace(&mut self.link, Link::Switching) {
-            Link::Up(conn) => conn.fail(&cause),
+            Link::Up(conn) => {
+                conn.fail(&cause);
+                notify_disconnection(self.push_sender.as_ref());
+            }
             Link::Down(mut down) => {
                 for req in down.take_parked() {
                     answer(req.reply, Err(cause.not_sent()));
@@ -509,6 +549,12 @@ impl DriverState {
         while let Ok(msg) = self.rx.try_recv() {
             match msg {
                 Message::Request(req) => answer(req.reply, Err(cause.not_sent())),
+                Message::Gated(req, gate) => {
+                    answer(req.reply, Err(cause.not_sent()));
+                    for req in gate.close() {
+                        answer(req.reply, Err(cause.not_sent()));
+                    }
+                }
                 Message::Close(done) => self.closers.push(done),
             }
         }
@@ -581,6 +627,7 @@ impl Conn {
                 Vec::new()
             },
             start,
+            failed: None,
             _permit: permit,
         });
     }
@@ -592,17 +639,36 @@ impl Conn {
     ) -> Result<(), Error> {
         loop {
             match self.decoder.decode(&mut self.read_buf) {
-                Ok(Some(Frame::Reply(value))) => self.on_reply(value, tally)?,
+                Ok(Some(Frame::Reply(value))) => self.on_reply(Ok(value), tally)?,
                 Ok(Some(Frame::Push(value))) => on_push(value, tally, push_sender),
+                Ok(Some(Frame::TooLarge { push: true, .. })) => {
+                    tally.pushes += 1;
+                    tally.pushes_dropped += 1;
+                }
+                Ok(Some(Frame::TooLarge {
+                    push: false,
+                    len,
+                    max,
+                })) => {
+                    let err = Error::new(
+                        ErrorKind::ResponseTooLarge,
+                        format!(
+                            "the reply held a bulk string of {len} bytes, over max_bulk_len \
+                             ({max}); it was read and discarded"
+                        ),
+                    );
+                    self.on_reply(Err(err), tally)?;
+                }
                 Ok(None) => return Ok(()),
                 Err(e) => return Err(Error::protocol(e.to_string())),
             }
         }
     }
 
-    fn on_reply(&mut self, value: Value, tally: &mut Tally) -> Result<(), Error> {
+    /// Matches one reply (`Err`: one too large to keep) to the oldest request.
+    fn on_reply(&mut self, value: Result<Value, Error>, tally: &mut Tally) -> Result<(), Error> {
         tally.replies += 1;
-        if matches!(value, Value::ServerError(_)) {
+        if matches!(value, Ok(Value::ServerError(_))) {
             tally.server_errors += 1;
         }
         let Some(front) = self.in_flight.front_mut() else {
@@ -622,18 +688,25 @@ impl Conn {
         if !front.multi {
             // The common case: one command, one reply.
             if let Some(done) = self.in_flight.pop_front() {
-                answer(done.reply, Ok(Reply::One(value)));
+                answer(done.reply, value.map(Reply::One));
             }
             return Ok(());
         }
-        if front.skip > 0 {
-            front.skip -= 1;
-        } else {
-            front.kept.push(value);
+        match value {
+            Ok(_) if front.skip > 0 => front.skip -= 1,
+            Ok(value) => front.kept.push(value),
+            Err(err) => {
+                front.skip = front.skip.saturating_sub(1);
+                front.failed.get_or_insert(err);
+            }
         }
         if front.remaining == 0 {
             if let Some(done) = self.in_flight.pop_front() {
-                answer(done.reply, Ok(Reply::Many(done.kept)));
+                let result = match done.failed {
+                    Some(err) => Err(err),
+                    None => Ok(Reply::Many(done.kept)),
+                };
+                answer(done.reply, result);
             }
         }
         Ok(())
@@ -671,6 +744,27 @@ fn on_push(value: Value, tally: &mut Tally, push_sender: Option<&mpsc::Sender<re
     };
     if !delivered {
         tally.pushes_dropped += 1;
+    }
+}
+
+/// Tells the push channel that the connection is gone, as redis-rs does: what was set up
+/// on it (`CLIENT TRACKING`, say) is lost. A full channel gets it as soon as there is
+/// room, from a task of its own, so the driver never waits for a slow consumer.
+fn notify_disconnection(push_sender: Option<&mpsc::Sender<redis::PushInfo>>) {
+    let Some(tx) = push_sender else { return };
+    let info = redis::PushInfo {
+        kind: redis::PushKind::Disconnection,
+        data: Vec::new(),
+    };
+    match tx.try_send(info) {
+        Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+        Err(mpsc::error::TrySendError::Full(info)) => {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                let tx = tx.clone();
+                // Ends when the message is taken or the receiver is dropped.
+                drop(runtime.spawn(async move { tx.send(info).await }));
+            }
+        }
     }
 }
 

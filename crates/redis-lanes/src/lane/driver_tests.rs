@@ -42,7 +42,7 @@ fn lane(leftover: &[u8]) -> (Lane, LaneDriver, UnixStream) {
         hello: Handshake { client_id: Some(1) },
     };
     // No reconnect: these tests watch the lane end.
-    let driver = LaneDriver::new(session, rx, Arc::clone(&shared), None, None);
+    let driver = LaneDriver::new(session, rx, Arc::clone(&shared), None, None, true);
     (Lane::new(tx, shared), driver, server)
 }
 

@@ -8,11 +8,15 @@ use redis::aio::ConnectionLike;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 use tokio::sync::{mpsc, oneshot};
 
+use super::gate::{Gate, Opener};
 use super::request::{Commit, Message, Reply, Request};
 use super::shared::LaneShared;
 use crate::error::{Error, ErrorKind};
 use crate::route::{self, BlockingCommands, Route};
 use crate::stats::Stats;
+
+/// Where the answer to a queued request arrives.
+pub(crate) type ReplyRx = oneshot::Receiver<Result<Reply, Error>>;
 
 /// A handle to one Redis connection (a *lane*) driven by its [`LaneDriver`].
 ///
@@ -73,8 +77,17 @@ impl Lane {
 
     /// Sends without the routing check: the caller routed it already.
     pub(crate) async fn send_unrouted(&self, cmd: &Cmd) -> Result<Value, Error> {
-        let frames = usize::from(!cmd.is_no_response());
-        match self.request(cmd.get_packed_command(), frames, 0).await? {
+        let bytes = cmd.get_packed_command();
+        if bytes.is_empty() {
+            return Err(empty_command());
+        }
+        if cmd.is_no_response() {
+            // As in redis-rs: the server still answers; the driver reads that reply and
+            // drops it, and the caller is done once the command is queued.
+            self.enqueue_unanswered(bytes).await?;
+            return Ok(Value::Nil);
+        }
+        match self.request(bytes, 1, 0).await? {
             Reply::One(value) => Ok(value),
             Reply::Many(mut values) => Ok(values.pop().unwrap_or(Value::Nil)),
         }
@@ -109,14 +122,11 @@ impl Lane {
         offset: usize,
         count: usize,
     ) -> Result<Vec<Value>, Error> {
-        let frames = offset.saturating_add(count);
-        match self
-            .request(pipe.get_packed_pipeline(), frames, offset)
-            .await?
-        {
-            Reply::Many(values) => Ok(values),
-            Reply::One(value) => Ok(vec![value]),
-        }
+        let packed = PackedPipeline::new(pipe, offset, count)?;
+        let reply = self
+            .request(packed.bytes, packed.frames, packed.keep_from)
+            .await?;
+        pipeline_replies(pipe, offset, reply)
     }
 
     /// Queues packed bytes and waits for their replies. No routing check: callers
@@ -148,7 +158,6 @@ impl Lane {
         keep_from: usize,
         limit: std::time::Duration,
     ) -> Result<Reply, Error> {
-        let deadline = tokio::time::Instant::now() + limit;
         let timed_out = |not_sent: bool| {
             self.shared.counters.timeouts.fetch_add(1, Relaxed);
             let err = Error::new(ErrorKind::Timeout, format!("no reply within {limit:?}"));
@@ -158,14 +167,23 @@ impl Lane {
                 err
             }
         };
+        // A limit too large to add to the clock is as good as none.
+        let Some(deadline) = tokio::time::Instant::now().checked_add(limit) else {
+            let rx = self.enqueue(bytes, frames, keep_from).await?;
+            return self.await_reply(rx).await;
+        };
         let rx =
             match tokio::time::timeout_at(deadline, self.enqueue(bytes, frames, keep_from)).await {
                 Ok(rx) => rx?,
                 Err(_) => return Err(timed_out(true)),
             };
-        match tokio::time::timeout_at(deadline, self.await_reply(rx)).await {
-            Ok(answer) => answer,
-            Err(_) => Err(timed_out(false)),
+        // Biased: a reply that is ready wins over a deadline that passed in the same poll.
+        let reply = self.await_reply(rx);
+        tokio::pin!(reply);
+        tokio::select! {
+            biased;
+            answer = &mut reply => answer,
+            () = tokio::time::sleep_until(deadline) => Err(timed_out(false)),
         }
     }
 
@@ -177,15 +195,7 @@ impl Lane {
         frames: usize,
         keep_from: usize,
     ) -> Result<oneshot::Receiver<Result<Reply, Error>>, Error> {
-        if self.shared.is_closing() {
-            return Err(Error::closed().not_sent());
-        }
-        let permit = self
-            .shared
-            .limit
-            .acquire()
-            .await
-            .map_err(|_| self.shared.terminal_error().not_sent())?;
+        let permit = self.take_slot().await?;
         let (reply, rx) = oneshot::channel();
         let req = Request {
             bytes,
@@ -202,27 +212,59 @@ impl Lane {
         Ok(rx)
     }
 
-    /// Queues a request at once, without an in-flight slot: for the control path (a
-    /// `Drop` cannot wait, and a control message must not queue behind the bound) and for
-    /// dedicated lanes that carry one request at a time.
+    /// Queues a one-reply command whose reply nobody waits for (`set_no_response`). It
+    /// holds an in-flight slot until the driver has read and dropped its reply, and is
+    /// written even if the caller is gone by then: the caller was already told it was
+    /// sent.
+    async fn enqueue_unanswered(&self, bytes: Vec<u8>) -> Result<(), Error> {
+        let permit = match self.shared.response_timeout {
+            None => self.take_slot().await?,
+            Some(limit) => match tokio::time::timeout(limit, self.take_slot()).await {
+                Ok(permit) => permit?,
+                Err(_) => {
+                    self.shared.counters.timeouts.fetch_add(1, Relaxed);
+                    let why = format!("no in-flight slot within {limit:?}");
+                    return Err(Error::new(ErrorKind::Timeout, why).not_sent());
+                }
+            },
+        };
+        let req = Request {
+            bytes,
+            frames: 1,
+            keep_from: 0,
+            reply: None,
+            commit: None,
+            permit: Some(permit),
+            generation: None,
+        };
+        self.tx
+            .send(Message::Request(req))
+            .map_err(|_| self.shared.terminal_error().not_sent())
+    }
+
+    /// Waits for room under `max_in_flight`.
+    async fn take_slot(&self) -> Result<super::limit::Permit, Error> {
+        if self.shared.is_closing() {
+            return Err(Error::closed().not_sent());
+        }
+        self.shared
+            .limit
+            .acquire()
+            .await
+            .map_err(|_| self.shared.terminal_error().not_sent())
+    }
+
+    /// Queues the one request of a dedicated (blocking or exclusive) lane at once,
+    /// without an in-flight slot: the pool that lent the lane bounds it instead. The
+    /// shared lane's requests never come here; its control requests (`CLIENT UNBLOCK`)
+    /// skip the bound through [`Lane::unblock`], because a `Drop` cannot wait for room.
     pub(crate) fn submit(
         &self,
         bytes: Vec<u8>,
         frames: usize,
         keep_from: usize,
         commit: Option<Arc<Commit>>,
-    ) -> Result<oneshot::Receiver<Result<Reply, Error>>, Error> {
-        self.submit_on(bytes, frames, keep_from, commit, None)
-    }
-
-    fn submit_on(
-        &self,
-        bytes: Vec<u8>,
-        frames: usize,
-        keep_from: usize,
-        commit: Option<Arc<Commit>>,
-        generation: Option<u64>,
-    ) -> Result<oneshot::Receiver<Result<Reply, Error>>, Error> {
+    ) -> Result<ReplyRx, Error> {
         if self.shared.is_closing() {
             return Err(Error::closed().not_sent());
         }
@@ -234,7 +276,7 @@ impl Lane {
             reply: Some(reply),
             commit,
             permit: None,
-            generation,
+            generation: None,
         };
         self.tx
             .send(Message::Request(req))
@@ -242,24 +284,52 @@ impl Lane {
         Ok(rx)
     }
 
-    /// Queues `CLIENT UNBLOCK <target's id>` on this lane through the control path.
-    /// It is written only on the connection generation `target` was opened under: after
-    /// a reconnect the id may name another client, so the unblock fails instead and the
-    /// caller falls back to closing `target`. `None` when `target`'s id is unknown.
-    pub(crate) fn unblock(
-        &self,
-        target: &Lane,
-    ) -> Option<Result<oneshot::Receiver<Result<Reply, Error>>, Error>> {
+    /// Queues `CLIENT UNBLOCK <target's id>` on this lane through the control path,
+    /// with a gate that holds back everything queued after it until the returned
+    /// [`Opener`] opens it (or is dropped). It is written only on the connection
+    /// generation `target` was opened under: after a reconnect the id may name another
+    /// client, so the unblock fails instead and the caller falls back to closing
+    /// `target`. `None` when `target`'s id is unknown.
+    pub(crate) fn unblock(&self, target: &Lane) -> Option<Result<(ReplyRx, Opener), Error>> {
+        let (req, rx) = Self::unblock_request(target)?;
+        if self.shared.is_closing() {
+            return Some(Err(Error::closed().not_sent()));
+        }
+        let gate = Arc::new(Gate::default());
+        let opener = Opener::new(Arc::clone(&gate));
+        // The control path: see `Lane::submit`.
+        if self.tx.send(Message::Gated(req, gate)).is_err() {
+            return Some(Err(self.shared.terminal_error().not_sent()));
+        }
+        Some(Ok((rx, opener)))
+    }
+
+    /// `CLIENT UNBLOCK <target's id>` again, ahead of what the still closed gate of an
+    /// earlier [`Lane::unblock`] holds back.
+    pub(crate) fn unblock_again(&self, target: &Lane, opener: &Opener) -> Result<ReplyRx, Error> {
+        let lost = || Error::new(ErrorKind::ConnectionLost, "the unblock's gate is gone");
+        let (req, rx) = Self::unblock_request(target).ok_or_else(lost)?;
+        let gate = opener.gate().ok_or_else(lost)?;
+        gate.push_urgent(req)
+            .map_err(|_| self.shared.terminal_error().not_sent())?;
+        Ok(rx)
+    }
+
+    fn unblock_request(target: &Lane) -> Option<(Request, ReplyRx)> {
         let id = target.client_id()?;
         let mut cmd = redis::cmd("CLIENT");
         cmd.arg("UNBLOCK").arg(id);
-        Some(self.submit_on(
-            cmd.get_packed_command(),
-            1,
-            0,
-            None,
-            Some(target.generation()),
-        ))
+        let (reply, rx) = oneshot::channel();
+        let req = Request {
+            bytes: cmd.get_packed_command(),
+            frames: 1,
+            keep_from: 0,
+            reply: Some(reply),
+            commit: None,
+            permit: None,
+            generation: Some(target.generation()),
+        };
+        Some((req, rx))
     }
 
     /// Which connection generation the lane is on (see `LaneShared::generation`).
@@ -364,4 +434,99 @@ impl ConnectionLike for Lane {
     fn get_db(&self) -> i64 {
         self.shared.db
     }
+}
+
+/// A pipeline packed for one request: the bytes, the replies the server sends, and the
+/// first reply the caller keeps.
+#[derive(Debug)]
+pub(crate) struct PackedPipeline {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) frames: usize,
+    pub(crate) keep_from: usize,
+}
+
+impl PackedPipeline {
+    /// Packs `pipe` for `req_packed_commands(pipe, offset, count)`.
+    ///
+    /// An atomic pipeline keeps every reply: the `QUEUED` replies before `offset` carry
+    /// the errors that made the server discard the transaction, which
+    /// [`pipeline_replies`] reports.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidCommand`] for an empty pipeline or one holding an empty
+    /// command: the server answers nothing to an empty command, so waiting for its
+    /// reply would take the next caller's.
+    pub(crate) fn new(pipe: &Pipeline, offset: usize, count: usize) -> Result<Self, Error> {
+        if pipe.cmd_iter().any(|cmd| cmd.args_iter().next().is_none()) {
+            return Err(empty_command());
+        }
+        let bytes = pipe.get_packed_pipeline();
+        if bytes.is_empty() {
+            return Err(empty_command());
+        }
+        let frames = offset.saturating_add(count);
+        let keep_from = if pipe.is_transaction() { 0 } else { offset };
+        Ok(Self {
+            bytes,
+            frames,
+            keep_from,
+        })
+    }
+}
+
+/// The replies `req_packed_commands(pipe, offset, ..)` returns, from what the lane kept
+/// (see [`PackedPipeline::new`]). For an atomic pipeline whose commands the server
+/// refused while queueing them, the `EXECABORT` error names those refusals, as redis-rs
+/// reports it.
+pub(crate) fn pipeline_replies(
+    pipe: &Pipeline,
+    offset: usize,
+    reply: Reply,
+) -> Result<Vec<Value>, Error> {
+    let mut values = match reply {
+        Reply::Many(values) => values,
+        Reply::One(value) => vec![value],
+    };
+    if !pipe.is_transaction() {
+        return Ok(values);
+    }
+    // Reply 0 answers MULTI; replies 1..offset answer the queued commands.
+    let refused: Vec<String> = values
+        .iter()
+        .take(offset)
+        .enumerate()
+        .skip(1)
+        .filter_map(|(i, value)| match value {
+            Value::ServerError(err) => Some(format!("(index {}) {err}", i - 1)),
+            _ => None,
+        })
+        .collect();
+    if refused.is_empty() {
+        values.drain(..offset.min(values.len()));
+        return Ok(values);
+    }
+    Err(exec_abort(&refused.join(", ")))
+}
+
+/// The `EXECABORT` error of a transaction the server discarded, naming why.
+fn exec_abort(why: &str) -> Error {
+    // Built by the `redis` crate's parser, the only way to make its `ServerError`; line
+    // breaks from the server's messages would end the frame early.
+    let detail: String = why.chars().filter(|c| !matches!(c, '\r' | '\n')).collect();
+    let frame =
+        format!("-EXECABORT Transaction discarded because of previous errors: {detail}\r\n");
+    let message = format!("the transaction was discarded: {detail}");
+    match redis::parse_redis_value(frame.as_bytes()) {
+        Ok(Value::ServerError(server)) => Error::server(message, server),
+        _ => Error::new(ErrorKind::Server, message),
+    }
+}
+
+/// What redis-rs answers for a command with nothing in it.
+pub(crate) fn empty_command() -> Error {
+    Error::new(
+        ErrorKind::InvalidCommand,
+        "empty command: there is nothing to send",
+    )
 }

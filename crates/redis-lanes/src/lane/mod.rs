@@ -3,6 +3,7 @@
 
 mod down;
 mod driver;
+mod gate;
 mod handle;
 mod limit;
 mod request;
@@ -15,9 +16,10 @@ use bytes::BytesMut;
 use tokio::sync::mpsc;
 
 pub use driver::LaneDriver;
+pub(crate) use gate::Opener;
 pub use handle::Lane;
-#[allow(unused_imports)] // The blocking-lane pool builds on these.
-pub(crate) use request::{Commit, Message, Reply, Request};
+pub(crate) use handle::{empty_command, pipeline_replies, PackedPipeline, ReplyRx};
+pub(crate) use request::{Commit, Reply};
 
 use crate::config::LaneConfig;
 use crate::error::{Error, ErrorKind};
@@ -48,19 +50,29 @@ pub(crate) async fn connect(config: Arc<LaneConfig>) -> Result<Session, Error> {
             hello,
         })
     };
-    tokio::time::timeout(config.connect_timeout, attempt)
-        .await
-        .map_err(|_| {
-            Error::new(
-                ErrorKind::Connect,
-                format!(
-                    "connecting to {} timed out after {:?}{}",
-                    config.info.addr,
-                    config.connect_timeout,
-                    crate::tls::timeout_hint(&config)
-                ),
-            )
-        })?
+    within_connect_timeout(&config, "", attempt).await
+}
+
+/// Runs `attempt` (a connect plus handshake) within the configured connect timeout, if
+/// any. `what` names the connection in the error (e.g. "the subscriber ").
+pub(crate) async fn within_connect_timeout<T>(
+    config: &LaneConfig,
+    what: &str,
+    attempt: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    let Some(limit) = config.connect_timeout else {
+        return attempt.await;
+    };
+    tokio::time::timeout(limit, attempt).await.map_err(|_| {
+        Error::new(
+            ErrorKind::Connect,
+            format!(
+                "connecting {what}to {} timed out after {limit:?}{}",
+                config.info.addr,
+                crate::tls::timeout_hint(config)
+            ),
+        )
+    })?
 }
 
 /// Connects and returns the handle and driver of a lane that reconnects on its own when
@@ -71,7 +83,7 @@ pub(crate) async fn open(
     generation: Arc<AtomicU64>,
 ) -> Result<(Lane, LaneDriver), Error> {
     let redial = config.reconnect.enabled.then(|| Arc::clone(&config));
-    build(config, generation, redial).await
+    build(config, generation, redial, true).await
 }
 
 /// Connects a dedicated lane: it ends when its connection breaks, and is stamped with
@@ -80,13 +92,14 @@ pub(crate) async fn open_dedicated(
     config: Arc<LaneConfig>,
     generation: u64,
 ) -> Result<(Lane, LaneDriver), Error> {
-    build(config, Arc::new(AtomicU64::new(generation)), None).await
+    build(config, Arc::new(AtomicU64::new(generation)), None, false).await
 }
 
 async fn build(
     config: Arc<LaneConfig>,
     generation: Arc<AtomicU64>,
     redial: Option<Arc<LaneConfig>>,
+    batching: bool,
 ) -> Result<(Lane, LaneDriver), Error> {
     let session = connect(Arc::clone(&config)).await?;
     let shared = Arc::new(LaneShared::new(
@@ -99,6 +112,13 @@ async fn build(
     ));
     let (tx, rx) = mpsc::unbounded_channel();
     let lane = Lane::new(tx, Arc::clone(&shared));
-    let driver = LaneDriver::new(session, rx, shared, config.push_sender.clone(), redial);
+    let driver = LaneDriver::new(
+        session,
+        rx,
+        shared,
+        config.push_sender.clone(),
+        redial,
+        batching,
+    );
     Ok((lane, driver))
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use redis::Value;
 use tokio::sync::oneshot;
 
+use super::gate::Gate;
 use super::limit::Permit;
 
 use crate::error::Error;
@@ -65,6 +66,9 @@ pub(crate) enum Message {
     /// Graceful close: everything queued before it is written and answered, everything
     /// after it is refused; the sender is told when the socket is closed.
     Close(oneshot::Sender<()>),
+    /// A control request (`CLIENT UNBLOCK`) and the gate that holds back everything
+    /// queued after it until the request's sender opens it (see `gate.rs`).
+    Gated(Request, Arc<Gate>),
 }
 
 const PENDING: u8 = 0;

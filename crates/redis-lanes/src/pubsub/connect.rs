@@ -4,7 +4,7 @@
 use bytes::BytesMut;
 
 use crate::config::LaneConfig;
-use crate::error::{Error, ErrorKind};
+use crate::error::Error;
 use crate::resp::Decoder;
 use crate::transport::Stream;
 use crate::{handshake, transport};
@@ -33,17 +33,5 @@ pub(super) async fn open(config: &LaneConfig) -> Result<Opened, Error> {
             client_id: hello.client_id,
         })
     };
-    tokio::time::timeout(config.connect_timeout, connect)
-        .await
-        .map_err(|_| {
-            Error::new(
-                ErrorKind::Connect,
-                format!(
-                    "connecting the subscriber to {} timed out after {:?}{}",
-                    config.info.addr,
-                    config.connect_timeout,
-                    crate::tls::timeout_hint(config)
-                ),
-            )
-        })?
+    crate::lane::within_connect_timeout(config, "the subscriber ", connect).await
 }

@@ -79,6 +79,14 @@ impl Inbox {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Counts a message that could not be delivered at all (one over `max_bulk_len`).
+    pub(super) fn count_dropped(&self) {
+        self.received.fetch_add(1, Relaxed);
+        self.totals.received.fetch_add(1, Relaxed);
+        self.dropped.fetch_add(1, Relaxed);
+        self.totals.dropped.fetch_add(1, Relaxed);
+    }
+
     /// Moves `batch` into the buffer, applying the overflow policy message by message.
     /// Under `Disconnect`, the first message that does not fit and all after it are
     /// dropped and `Overflowed` is returned.
@@ -129,10 +137,17 @@ impl Inbox {
 
     /// Reports the end of a connection after the messages already buffered, and lets
     /// the stream end once it is drained.
+    ///
+    /// Gaps with no message between them are one gap to the consumer: the newest cause
+    /// replaces an unread marker at the end, so a connection that flaps while nobody
+    /// reads cannot grow the buffer (markers stay at most one per buffered message).
     pub(super) fn lost(&self, cause: Error) {
         let waker = {
             let mut state = self.lock();
-            state.items.push_back(Item::Lost(cause));
+            match state.items.back_mut() {
+                Some(Item::Lost(unread)) => *unread = cause,
+                _ => state.items.push_back(Item::Lost(cause)),
+            }
             state.open = false;
             state.waker.take()
         };
@@ -302,5 +317,18 @@ mod tests {
         assert_eq!(err, Some(ErrorKind::ConnectionLost));
         assert_eq!(got, ["1", "2"]);
         assert_eq!(inbox.len(), 0);
+    }
+
+    #[test]
+    fn gaps_in_a_row_are_one_marker() {
+        let inbox = Inbox::new(4, OverflowPolicy::DropNewest, Arc::default());
+        for n in 0..1000 {
+            inbox.lost(Error::new(ErrorKind::ConnectionLost, format!("gap {n}")));
+        }
+        let state = inbox.lock();
+        assert_eq!(state.items.len(), 1);
+        assert!(
+            matches!(state.items.back(), Some(Item::Lost(e)) if e.to_string().contains("gap 999"))
+        );
     }
 }
