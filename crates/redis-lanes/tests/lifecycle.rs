@@ -404,7 +404,7 @@ async fn no_task_outlives_its_client() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recovery_in_progress_does_not_keep_a_dropped_client_alive() {
     let server = common::server();
-    let mut side = common::side(&server).await;
+    let side = common::side(&server).await;
     let metrics = tokio::runtime::Handle::current().metrics();
     let before = metrics.num_alive_tasks();
     let client = Client::builder(&server.url())
