@@ -33,7 +33,9 @@ fn run<'a>(mut decoder: Decoder, chunks: impl IntoIterator<Item = &'a [u8]>) -> 
                     frames.push(frame);
                 }
                 Ok(None) => {
-                    assert_eq!(buf.len(), before, "an incomplete decode consumed bytes");
+                    // Only the payload of a bulk over the length limit is dropped before
+                    // its frame is complete; nothing else may change.
+                    assert!(buf.len() <= before, "an incomplete decode added bytes");
                     break;
                 }
                 Err(error) => {

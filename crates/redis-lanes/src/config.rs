@@ -220,7 +220,11 @@ impl Builder {
     }
 
     /// Largest bulk string accepted from the server. Default: 512 MiB, the server's own
-    /// `proto-max-bulk-len`. A larger one closes the connection with a protocol error.
+    /// `proto-max-bulk-len`. A reply holding a larger one fails its own request with
+    /// [`ErrorKind::ResponseTooLarge`]: its payload is skipped as it arrives, never
+    /// buffered, and the connection and every other caller's reply are untouched. (A
+    /// length over [`Builder::max_frame_len`] is a protocol error instead: no reply can
+    /// be that large, so the peer is broken.)
     pub fn max_bulk_len(mut self, bytes: usize) -> Self {
         self.limits.max_bulk_len = bytes;
         self

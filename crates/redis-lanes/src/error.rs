@@ -27,8 +27,10 @@ pub enum ErrorKind {
     Closed,
     /// No reply arrived within the configured response timeout.
     Timeout,
-    /// The server sent bytes that are not valid RESP, or a frame over a configured limit.
-    /// The connection is closed because its reply stream can no longer be trusted.
+    /// The server sent bytes that are not valid RESP, or a frame over the frame-size or
+    /// nesting limits. The connection is closed because its reply stream can no longer
+    /// be trusted. (A bulk string over `max_bulk_len` alone is
+    /// [`ErrorKind::ResponseTooLarge`], and the connection stays.)
     Protocol,
     /// The command would corrupt a shared connection and was refused before it was sent.
     /// The message names the API to use instead.

@@ -74,7 +74,10 @@
 //!   reply is read and discarded, so replies never shift onto the wrong caller;
 //! - a **blocking** command dropped after it is written is cancelled on the server: the
 //!   drop itself queues `CLIENT UNBLOCK <id>` on the shared lane, so anything the client
-//!   (or a clone) sends afterwards runs after the unblock. The late reply is read before
+//!   (or a clone) sends afterwards runs after the unblock. If the command was still on
+//!   its way to the server when the unblock arrived, the client's later commands wait
+//!   (for one network hop, typically) until it is known to be released or answered, so
+//!   they never run before it. The late reply is read before
 //!   the blocking lane is reused, and data it carries is put back where it came from
 //!   (list pops to the same end, sorted-set pops with their scores, `BLMOVE` moved back if
 //!   the element is still there), left pending (`XREADGROUP`) or handed to the
@@ -86,8 +89,10 @@
 //!
 //! # Drop behavior
 //!
-//! Dropping the last [`Client`] clone closes its sockets and ends its driver tasks at
-//! once, blocking lanes included; no task outlives the handles. [`Client::close`] closes
+//! Dropping the last [`Client`] clone closes its sockets and ends its tasks at once
+//! (drivers, blocking lanes, pool reapers, and recoveries of cancelled blocking calls,
+//! which count what they could not finish as unrecoverable); no task outlives the
+//! handles. [`Client::close`] closes
 //! gracefully instead: new commands are refused, blocking calls in flight are cancelled
 //! on the server (their callers get [`ErrorKind::Closed`], raced data is recovered),
 //! ordinary commands already sent are answered, then the sockets close.

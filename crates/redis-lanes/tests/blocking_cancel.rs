@@ -67,7 +67,12 @@ async fn seed_once(client: &Client, s: &str) {
         .await
         .unwrap();
     let _: String = conn.xadd(s, "*", &[("f", "v")]).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The cancelled read is dealt with once no blocking lane is busy (other streams'
+    // reads may be; then this waits for them too, which only makes the check later).
+    assert!(
+        common::eventually(SETTLE, || async { client.stats().blocking_busy == 0 }).await,
+        "{s}: the recovery did not finish"
+    );
 
     let consumers: Vec<redis::Value> = redis::cmd("XINFO")
         .arg("CONSUMERS")
@@ -230,6 +235,12 @@ async fn race_many(race: Race) {
         "{race:?}: {delivered} delivered"
     );
     assert!(stats.blocking_cancels > 0, "{stats:?}");
+    // Some pops raced their cancel and were put back (about 3% of the runs here), or
+    // the restore path was not exercised.
+    assert!(
+        stats.orphans_restored > 0,
+        "{race:?}: nothing restored: {stats:?}"
+    );
     assert_eq!(stats.orphans_unrecoverable, 0, "{stats:?}");
     eprintln!(
         "{race:?}: {delivered}/{ITERATIONS} delivered, {} cancels, {} restored, {} reported",

@@ -77,6 +77,7 @@ async fn blocking_commands_get_their_data() {
     assert_eq!(got, Some(("jobs".into(), "job-1".into())));
 
     // XREAD ... BLOCK gets an entry added while it waits.
+    let mut side = common::side(&server).await;
     let mut reader = client.clone();
     let read = tokio::spawn(async move {
         let opts = StreamReadOptions::default().block(5_000);
@@ -84,14 +85,13 @@ async fn blocking_commands_get_their_data() {
             .xread_options::<_, _, StreamReadReply>(&["events"], &["$"], &opts)
             .await
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(common::until_blocked(&side, "xread").await);
     let _: String = pusher.xadd("events", "*", &[("f", "v")]).await.unwrap();
     let reply = read.await.unwrap().unwrap();
     assert_eq!(reply.keys.len(), 1);
     assert_eq!(reply.keys[0].ids.len(), 1);
 
     // Lanes are reused once their reply was read: one blocking lane served both.
-    let mut side = common::side(&server).await;
     let ids = common::client_ids(&mut side).await;
     assert_eq!(ids.len(), 3, "shared + one blocking lane + side: {ids:?}");
     assert_eq!(client.stats().blocking_idle, 1);
@@ -115,6 +115,7 @@ async fn a_global_response_timeout_never_cuts_a_blocking_call() {
 #[tokio::test]
 async fn a_pipeline_with_a_blocking_command_runs_whole_on_a_blocking_lane() {
     let server = common::server();
+    let side = common::side(&server).await;
     let client = common::client(&server).await;
     let mut conn = client.clone();
     let piped = tokio::spawn(async move {
@@ -125,7 +126,7 @@ async fn a_pipeline_with_a_blocking_command_runs_whole_on_a_blocking_lane() {
             .query_async::<(Option<(String, String)>,)>(&mut conn)
             .await
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(common::until_blocked(&side, "blpop").await);
     let mut other = client.clone();
     // The shared lane is free while the pipeline blocks.
     let started = Instant::now();

@@ -105,9 +105,6 @@ where
         )
         .await;
         assert_same(protocol, &control_rows, &our_rows);
-        for (name, row) in &our_rows {
-            assert!(row.starts_with("err "), "{name} did not fail: {row}");
-        }
     }
 }
 

@@ -267,7 +267,7 @@ async fn a_blocking_command_blocks_on_the_lease() {
     let mut side = common::side(&server).await;
     let mut conn = client.exclusive().await.unwrap();
     let pusher = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(common::until_blocked(&side, "blpop").await);
         side.rpush::<_, _, ()>("jobs", "job").await.unwrap();
     });
     let got: Option<(String, String)> = conn.blpop("jobs", 5.0).await.unwrap();
@@ -313,7 +313,7 @@ async fn a_lease_dropped_mid_block_is_unblocked_and_reused_clean() {
                 .await
         })
     };
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert!(common::until_blocked(&side, "blpop").await);
     let blocked = |list: &str| list.lines().any(|l| l.contains("flags=b"));
     let list: String = redis::cmd("CLIENT")
         .arg("LIST")
@@ -392,6 +392,10 @@ async fn a_pop_racing_a_dropped_lease_is_restored() {
     }
     let stats = client.stats();
     assert!(delivered < RUNS, "the race was not exercised: {stats:?}");
+    assert!(
+        stats.orphans_restored > 0,
+        "no pop raced the cancel: {stats:?}"
+    );
     assert_eq!(stats.orphans_unrecoverable, 0, "{stats:?}");
     assert_eq!(stats.exclusive_discards, 0, "{stats:?}");
     eprintln!(

@@ -80,6 +80,8 @@ async fn a_server_that_dies_mid_command_is_an_error_not_a_hang() {
     let mut server = common::server();
     let client = common::client(&server).await;
     let mut conn = client.clone();
+    let side = common::side(&server).await;
+    let written = client.stats().written_requests;
     let pending = tokio::spawn(async move {
         redis::cmd("DEBUG")
             .arg("SLEEP")
@@ -87,7 +89,8 @@ async fn a_server_that_dies_mid_command_is_an_error_not_a_hang() {
             .query_async::<()>(&mut conn)
             .await
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(common::until_written(|| client.stats(), written).await);
+    assert!(common::until_server_busy(&side).await);
     server.stop();
     let err = tokio::time::timeout(GENEROUS, pending)
         .await

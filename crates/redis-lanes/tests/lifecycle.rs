@@ -47,6 +47,7 @@ async fn close_finishes_in_flight_commands_then_refuses() {
     let client = common::client(&server).await;
     let id = client.client_id().unwrap();
     let mut slow = client.clone();
+    let written = client.stats().written_requests;
     // DEBUG SLEEP holds the reply for a while: it is in flight when close() starts.
     let in_flight = tokio::spawn(async move {
         redis::cmd("DEBUG")
@@ -55,7 +56,8 @@ async fn close_finishes_in_flight_commands_then_refuses() {
             .query_async::<()>(&mut slow)
             .await
     });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Taken for writing: it is ahead of everything sent from here on.
+    assert!(common::until_written(|| client.stats(), written).await);
     let started = Instant::now();
     client.close().await;
     assert!(client.is_closed());
@@ -85,6 +87,7 @@ async fn close_is_bounded_by_its_timeout() {
         .await
         .unwrap();
     let mut slow = client.clone();
+    let written = client.stats().written_requests;
     let in_flight = tokio::spawn(async move {
         redis::cmd("DEBUG")
             .arg("SLEEP")
@@ -92,7 +95,8 @@ async fn close_is_bounded_by_its_timeout() {
             .query_async::<()>(&mut slow)
             .await
     });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Taken for writing: it is ahead of everything sent from here on.
+    assert!(common::until_written(|| client.stats(), written).await);
     let started = Instant::now();
     client.close().await;
     let took = started.elapsed();
@@ -161,7 +165,12 @@ async fn dropping_the_driver_answers_every_caller() {
     let mut conn = lane.clone();
     // Queued while nobody drives the lane.
     let waiting = tokio::spawn(async move { conn.get::<_, Option<String>>("k").await });
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    let queued = common::eventually(GENEROUS, || {
+        let queued = lane.stats().queued;
+        async move { queued == 1 }
+    })
+    .await;
+    assert!(queued, "{:?}", lane.stats());
     drop(driver);
     let err = tokio::time::timeout(GENEROUS, waiting)
         .await
@@ -202,6 +211,7 @@ async fn a_request_dropped_after_it_is_written_keeps_replies_in_step() {
     let client = common::client(&server).await;
     let mut conn = client.clone();
     let mut sleeper = client.clone();
+    let written = client.stats().written_requests;
     let sleep = tokio::spawn(async move {
         redis::cmd("DEBUG")
             .arg("SLEEP")
@@ -209,7 +219,7 @@ async fn a_request_dropped_after_it_is_written_keeps_replies_in_step() {
             .query_async::<()>(&mut sleeper)
             .await
     });
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(common::until_written(|| client.stats(), written).await);
     // Written behind the sleep, then abandoned.
     let abandoned =
         tokio::time::timeout(Duration::from_millis(50), conn.incr::<_, _, i64>("late", 1)).await;
@@ -240,7 +250,14 @@ async fn response_timeout_fails_slow_replies_without_desync() {
         .unwrap_err();
     assert!(err.is_timeout(), "{err:?}");
     assert_eq!(common::lanes_error(&err).kind(), ErrorKind::Timeout);
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // The late reply arrives while nothing else is in flight; it is read and dropped.
+    let read = common::eventually(GENEROUS, || {
+        let replies = client.stats().replies;
+        async move { replies >= 1 }
+    })
+    .await;
+    assert!(read, "{:?}", client.stats());
+    assert_eq!(client.stats().in_flight, 0, "its slot is free again");
     let echo: String = redis::cmd("ECHO")
         .arg("mine")
         .query_async(&mut conn)
@@ -306,6 +323,7 @@ async fn the_response_timeout_also_bounds_waiting_for_an_in_flight_slot() {
         .await
         .unwrap();
     let mut slow = client.clone();
+    let written = client.stats().written_requests;
     // Times out at 200 ms but holds the only slot until the server answers, at 1.5 s.
     let sleeper = tokio::spawn(async move {
         redis::cmd("DEBUG")
@@ -314,7 +332,8 @@ async fn the_response_timeout_also_bounds_waiting_for_an_in_flight_slot() {
             .query_async::<()>(&mut slow)
             .await
     });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Taken for writing: it is ahead of everything sent from here on.
+    assert!(common::until_written(|| client.stats(), written).await);
     let started = Instant::now();
     let mut conn = client.clone();
     let err = conn.get::<_, Option<String>>("k").await.unwrap_err();
@@ -337,6 +356,7 @@ async fn dropping_the_close_future_still_closes() {
     let client = common::client(&server).await;
     let id = client.client_id().unwrap();
     let mut slow = client.clone();
+    let written = client.stats().written_requests;
     let in_flight = tokio::spawn(async move {
         redis::cmd("DEBUG")
             .arg("SLEEP")
@@ -344,7 +364,8 @@ async fn dropping_the_close_future_still_closes() {
             .query_async::<()>(&mut slow)
             .await
     });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Taken for writing: it is ahead of everything sent from here on.
+    assert!(common::until_written(|| client.stats(), written).await);
     // The caller gives up on close() almost at once; the close goes on.
     let _ = tokio::time::timeout(Duration::from_millis(1), client.close()).await;
     assert!(client.is_closed());

@@ -629,6 +629,8 @@ async fn a_response_timeout_leaves_the_connection_in_step() {
         .unwrap();
     let mut sub = client.subscriber().await.unwrap();
     let mut side = common::side(&server).await;
+    // Connected first: while the server sleeps, a new connection's handshake waits too.
+    let watcher = common::side(&server).await;
     // Holds the server busy; sent from a client without a response timeout.
     let sleeper = common::client(&server).await;
     let sleep = tokio::spawn(async move {
@@ -637,7 +639,7 @@ async fn a_response_timeout_leaves_the_connection_in_step() {
             .await
             .unwrap();
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(common::until_server_busy(&watcher).await);
     let err = sub.subscribe("c").await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
     sleep.await.unwrap();

@@ -433,7 +433,12 @@ async fn close_while_reconnecting_ends_at_once_and_answers_the_waiting() {
     let client = client_with_server_down(&mut server, |b| b.disconnected_wait(GENEROUS)).await;
     let mut conn = client.clone();
     let waiting = tokio::spawn(async move { conn.get::<_, Option<String>>("k").await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let parked = common::eventually(GENEROUS, || {
+        let queued = client.stats().queued;
+        async move { queued == 1 }
+    })
+    .await;
+    assert!(parked, "{:?}", client.stats());
     let started = Instant::now();
     client.close().await;
     assert!(
@@ -498,4 +503,39 @@ async fn a_lost_connection_is_announced_on_the_push_channel() {
     })
     .await;
     assert!(end.is_ok(), "the push channel stayed open");
+}
+
+/// The disconnected wait and the backoff run on Tokio's clock: under a paused clock a
+/// request waits exactly its `disconnected_wait` of virtual time (a minute here) while
+/// reconnect attempts back off, and the test takes no real minute.
+#[tokio::test(start_paused = true)]
+async fn the_disconnected_wait_is_measured_on_tokios_clock() {
+    let mut server = common::server();
+    let client = Client::builder(&server.url())
+        .connect_timeout(None)
+        .reconnect_backoff(Duration::from_secs(1), Duration::from_secs(8))
+        .disconnected_wait(Duration::from_secs(60))
+        .connect()
+        .await
+        .unwrap();
+    server.stop();
+    until_disconnected(&client).await;
+    let wall = Instant::now();
+    let started = tokio::time::Instant::now();
+    let mut conn = client.clone();
+    let err = conn.get::<_, Option<String>>("k").await.unwrap_err();
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(60) && waited < Duration::from_secs(61),
+        "waited {waited:?} of virtual time"
+    );
+    assert!(
+        wall.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        wall.elapsed()
+    );
+    let err = common::lanes_error(&err);
+    assert_eq!(err.kind(), ErrorKind::ConnectionLost, "{err}");
+    assert!(err.is_retry_safe(), "{err:?}");
+    assert!(!client.is_closed(), "still reconnecting");
 }

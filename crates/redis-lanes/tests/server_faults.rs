@@ -149,6 +149,8 @@ async fn debug_sleep_trips_the_response_timeout_and_the_lane_stays_in_step() {
         .unwrap();
     let mut conn = client.clone();
     conn.set::<_, _, ()>("k", "v").await.unwrap();
+    // Connected first: while the server sleeps, a new connection's handshake waits too.
+    let watcher = common::side(&server).await;
     // A side connection without a response timeout of its own.
     let mut side = redis::Client::open(server.url())
         .unwrap()
@@ -164,7 +166,7 @@ async fn debug_sleep_trips_the_response_timeout_and_the_lane_stays_in_step() {
             .query_async::<()>(&mut side)
             .await
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(common::until_server_busy(&watcher).await);
     let err = conn.get::<_, String>("k").await.unwrap_err();
     let err = common::lanes_error(&err);
     assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
@@ -233,8 +235,12 @@ async fn maxclients_reached_is_a_clear_connect_error_and_not_fatal() {
     let id = client.client_id().unwrap();
     let killed = common::kill_client(&mut side, id).await;
     assert_eq!(killed, 1);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!client.stats().connected);
+    let noticed = common::eventually(Duration::from_secs(10), || {
+        let connected = client.stats().connected;
+        async move { !connected }
+    })
+    .await;
+    assert!(noticed, "the kill went unnoticed");
     assert!(!client.is_closed(), "maxclients must not end the client");
     set_maxclients(&mut side, 10).await;
     ping_until_ok(&client).await;

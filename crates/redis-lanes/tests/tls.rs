@@ -175,7 +175,13 @@ async fn a_blocking_command_runs_on_a_tls_lane_and_is_cancelled_on_the_server() 
     })
     .await;
     assert!(unblocked, "the cancelled BLPOP still blocks on the server");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Its recovery is over once the blocking lane is back (or closed).
+    let recovered = common::eventually(SETTLE, || {
+        let busy = client.stats().blocking_busy;
+        async move { busy == 0 }
+    })
+    .await;
+    assert!(recovered, "{:?}", client.stats());
     assert_eq!(
         side.lrange::<_, Vec<String>>("jobs", 0, -1).await.unwrap(),
         ["job-2"],

@@ -104,3 +104,51 @@ pub(crate) fn lanes_error(err: &redis::RedisError) -> redis_lanes::Error {
 }
 
 pub(crate) mod load;
+
+/// Waits until the server shows a client blocked in `cmd` (`CLIENT LIST`: `flags=b`
+/// and `cmd=<cmd>`, lower case); returns whether it did within 10 s.
+pub(crate) async fn until_blocked(side: &redis::aio::MultiplexedConnection, cmd: &str) -> bool {
+    let wanted = format!(" cmd={cmd} ");
+    eventually(Duration::from_secs(10), || {
+        let mut side = side.clone();
+        let wanted = wanted.clone();
+        async move {
+            let list: String = redis::cmd("CLIENT")
+                .arg("LIST")
+                .query_async(&mut side)
+                .await
+                .expect("CLIENT LIST");
+            list.lines()
+                .any(|l| l.contains(&wanted) && l.contains(" flags=b "))
+        }
+    })
+    .await
+}
+
+/// Waits until the server stops answering at once: a `DEBUG SLEEP` sent elsewhere is
+/// running. Returns whether it did within 10 s.
+pub(crate) async fn until_server_busy(side: &redis::aio::MultiplexedConnection) -> bool {
+    eventually(Duration::from_secs(10), || {
+        let mut side = side.clone();
+        async move {
+            let ping = redis::cmd("PING");
+            tokio::time::timeout(
+                Duration::from_millis(200),
+                ping.query_async::<String>(&mut side),
+            )
+            .await
+            .is_err()
+        }
+    })
+    .await
+}
+
+/// Waits until `stats()` counts more than `before` requests taken for writing;
+/// returns whether it did within 10 s.
+pub(crate) async fn until_written(stats: impl Fn() -> redis_lanes::Stats, before: u64) -> bool {
+    eventually(Duration::from_secs(10), || {
+        let written = stats().written_requests;
+        async move { written > before }
+    })
+    .await
+}

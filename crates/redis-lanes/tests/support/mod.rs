@@ -5,4 +5,5 @@ mod fake_server;
 mod wire;
 
 pub(crate) use fake_server::{FakeServer, Fault, Script};
+#[allow(unused_imports)] // As above: each test file uses a different subset.
 pub(crate) use wire::{aggregate, bulk, int, message};
