@@ -122,16 +122,17 @@ async fn an_empty_pipeline_fails_as_in_redis_rs() {
     assert_eq!(ours.kind(), theirs.kind());
 
     // An empty atomic pipeline is MULTI + EXEC: an empty transaction.
-    let ours: () = redis::pipe()
+    let ours: Value = redis::pipe()
         .atomic()
         .query_async(&mut conn)
         .await
         .expect("ok");
-    let theirs: () = redis::pipe()
+    let theirs: Value = redis::pipe()
         .atomic()
         .query_async(&mut control)
         .await
         .expect("ok");
+    assert_eq!(ours, Value::Array(Vec::new()));
     assert_eq!(ours, theirs);
 
     // A pipeline holding an empty command would wait for a reply the server never
