@@ -32,25 +32,46 @@ async fn seed_scenario_50_runs() {
     assert!(client.stats().blocking_cancels >= 50);
 }
 
-async fn seed_once(client: &Client, s: &str) {
+/// Creates stream `key` with group `g` and starts consumer `c1` reading it with
+/// `BLOCK block_ms`, through `client`.
+async fn group_read(
+    client: &Client,
+    key: &str,
+    block_ms: usize,
+) -> tokio::task::JoinHandle<redis::RedisResult<Option<StreamReadReply>>> {
     let mut conn = client.clone();
     let _: () = redis::cmd("XGROUP")
         .arg("CREATE")
-        .arg(s)
+        .arg(key)
         .arg("g")
         .arg("$")
         .arg("MKSTREAM")
         .query_async(&mut conn)
         .await
         .unwrap();
-    let mut reader = client.clone();
-    let key = s.to_owned();
-    let task = tokio::spawn(async move {
-        let opts = StreamReadOptions::default().group("g", "c1").block(3_000);
-        reader
-            .xread_options::<_, _, Option<StreamReadReply>>(&[key.as_str()], &[">"], &opts)
-            .await
-    });
+    let key = key.to_owned();
+    tokio::spawn(async move {
+        let opts = StreamReadOptions::default()
+            .group("g", "c1")
+            .block(block_ms);
+        conn.xread_options(&[key.as_str()], &[">"], &opts).await
+    })
+}
+
+/// `XINFO CONSUMERS key g`.
+async fn consumers(conn: &mut Client, key: &str) -> Vec<redis::Value> {
+    redis::cmd("XINFO")
+        .arg("CONSUMERS")
+        .arg(key)
+        .arg("g")
+        .query_async(conn)
+        .await
+        .unwrap()
+}
+
+async fn seed_once(client: &Client, s: &str) {
+    let mut conn = client.clone();
+    let task = group_read(client, s, 3_000).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     task.abort();
     assert!(
@@ -74,13 +95,7 @@ async fn seed_once(client: &Client, s: &str) {
         "{s}: the recovery did not finish"
     );
 
-    let consumers: Vec<redis::Value> = redis::cmd("XINFO")
-        .arg("CONSUMERS")
-        .arg(s)
-        .arg("g")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let consumers = consumers(&mut conn, s).await;
     assert!(
         consumers.is_empty(),
         "{s}: consumer re-created: {consumers:?}"
@@ -353,23 +368,7 @@ async fn an_xreadgroup_aborted_in_transit_never_comes_back() {
     let mut conn = client.clone();
     for run in 0..RUNS {
         let key = format!("transit:{run}");
-        let _: () = redis::cmd("XGROUP")
-            .arg("CREATE")
-            .arg(&key)
-            .arg("g")
-            .arg("$")
-            .arg("MKSTREAM")
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        let mut reader = client.clone();
-        let read_key = key.clone();
-        let task = tokio::spawn(async move {
-            let opts = StreamReadOptions::default().group("g", "c1").block(2_000);
-            reader
-                .xread_options::<_, _, Option<StreamReadReply>>(&[read_key.as_str()], &[">"], &opts)
-                .await
-        });
+        let task = group_read(&client, &key, 2_000).await;
         // 0, 0.1, ... 2 ms: spun, since timers are too coarse for this.
         let offset = Duration::from_micros((run % 21) * 100);
         let until = Instant::now() + offset;
@@ -392,13 +391,7 @@ async fn an_xreadgroup_aborted_in_transit_never_comes_back() {
             common::eventually(SETTLE, || async { client.stats().blocking_busy == 0 }).await,
             "run {run}: the recovery did not finish"
         );
-        let consumers: Vec<redis::Value> = redis::cmd("XINFO")
-            .arg("CONSUMERS")
-            .arg(&key)
-            .arg("g")
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+        let consumers = consumers(&mut conn, &key).await;
         assert!(
             consumers.is_empty(),
             "run {run} (abort after {offset:?}): the deleted consumer came back: {consumers:?}"

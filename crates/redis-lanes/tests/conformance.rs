@@ -525,18 +525,7 @@ async fn error_kinds_match_redis_rs() {
             let server = common::server();
             let mut side = common::side(&server).await;
             let kill = async {
-                let shown = common::eventually(GENEROUS, || {
-                    let mut side = side.clone();
-                    async move {
-                        let list: String = redis::cmd("CLIENT")
-                            .arg("LIST")
-                            .query_async(&mut side)
-                            .await
-                            .expect("LIST");
-                        list.contains("cmd=blpop")
-                    }
-                })
-                .await;
+                let shown = common::until_blocked(&side, "blpop").await;
                 assert!(shown, "the BLPOP never blocked");
                 let _: i64 = redis::cmd("CLIENT")
                     .arg("KILL")

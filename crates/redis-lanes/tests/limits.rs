@@ -125,22 +125,12 @@ async fn an_oversized_reply_fails_only_its_caller() {
                             .expect_err("too large");
                         assert!(common::lanes_error(&err).is_response_too_large());
                     } else {
-                        let echoed: String = redis::cmd("ECHO")
-                            .arg(format!("{t}-{i}"))
-                            .query_async(&mut conn)
-                            .await
-                            .expect("ECHO");
-                        assert_eq!(echoed, format!("{t}-{i}"));
+                        common::echo_own(&mut conn, format!("{t}-{i}")).await;
                     }
                 }
             }));
         }
-        for task in tasks {
-            tokio::time::timeout(GENEROUS, task)
-                .await
-                .expect("no caller hangs")
-                .expect("task");
-        }
+        common::join_all(tasks).await;
         let stats = client.stats();
         assert_eq!(stats.reconnects, 0, "{stats:?}");
         assert_eq!(stats.connection_errors, 0, "{stats:?}");

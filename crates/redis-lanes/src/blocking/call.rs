@@ -10,7 +10,7 @@ use tokio_util::task::task_tracker::TaskTrackerToken;
 use super::recover::{self, Sent};
 use super::Blocking;
 use crate::error::Error;
-use crate::lane::{Commit, Lane, PackedPipeline, Reply};
+use crate::lane::{Commit, Lane, PackedPipeline, Reply, ReplyRx};
 use crate::pool::Lease;
 use crate::route::Block;
 
@@ -51,6 +51,22 @@ impl Commands<'_> {
                 count,
             } => PackedPipeline::new(pipe, offset, count),
         }
+    }
+
+    /// Packs the commands and queues them on `lane`, the dedicated lane the call holds,
+    /// with `commit` deciding between "written" and "cancelled first".
+    ///
+    /// # Errors
+    ///
+    /// As for [`Commands::pack`], and the lane's error if it has ended.
+    pub(crate) fn submit(&self, lane: &Lane, commit: &Arc<Commit>) -> Result<ReplyRx, Error> {
+        let packed = self.pack()?;
+        lane.submit(
+            packed.bytes,
+            packed.frames,
+            packed.keep_from,
+            Some(Arc::clone(commit)),
+        )
     }
 
     /// An owned copy of the commands' arguments, for the recovery that outlives the
@@ -123,20 +139,14 @@ pub(crate) async fn run(
     let Some(lane) = lease.lane().cloned() else {
         return Err(Error::closed().not_sent());
     };
-    let packed = match commands.pack() {
-        Ok(packed) => packed,
+    let commit = Arc::new(Commit::default());
+    let late = match commands.submit(&lane, &commit) {
+        Ok(late) => late,
         Err(err) => {
-            lease.release(); // Nothing was sent: the lane is clean.
+            lease.release(); // Nothing was sent: the lane is clean (or closed, and dropped).
             return Err(err);
         }
     };
-    let commit = Arc::new(Commit::default());
-    let late = lane.submit(
-        packed.bytes,
-        packed.frames,
-        packed.keep_from,
-        Some(Arc::clone(&commit)),
-    )?;
     let mut call = InFlight {
         _tracked: tracked,
         lease: Some(lease),

@@ -62,14 +62,8 @@ pub(super) async fn run(
     if blocking.shutdown.is_cancelled() {
         return Err(Error::closed().not_sent());
     }
-    let packed = commands.pack()?;
     let commit = Arc::new(Commit::default());
-    let late = lane.submit(
-        packed.bytes,
-        packed.frames,
-        packed.keep_from,
-        Some(Arc::clone(&commit)),
-    )?;
+    let late = commands.submit(lane, &commit)?;
     let mut call = InFlight {
         _tracked: tracked,
         late: Some(late),

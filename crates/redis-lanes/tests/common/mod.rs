@@ -152,3 +152,27 @@ pub(crate) async fn until_written(stats: impl Fn() -> redis_lanes::Stats, before
     })
     .await
 }
+
+/// `ECHO`es `tag` and checks the reply is that tag: a reply that reached the wrong
+/// caller shows.
+pub(crate) async fn echo_own(conn: &mut redis_lanes::Client, tag: String) {
+    let echoed: String = redis::cmd("ECHO")
+        .arg(&tag)
+        .query_async(conn)
+        .await
+        .expect("ECHO");
+    assert_eq!(echoed, tag, "a reply reached the wrong caller");
+}
+
+/// Awaits every task, each within 10 s: none may hang or panic.
+pub(crate) async fn join_all<T>(tasks: Vec<tokio::task::JoinHandle<T>>) -> Vec<T> {
+    let mut results = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        let result = tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("no task hangs")
+            .expect("no task panics");
+        results.push(result);
+    }
+    results
+}
