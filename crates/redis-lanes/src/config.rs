@@ -254,6 +254,12 @@ impl Builder {
     /// Push frames are never taken for replies. Without a sender they are counted in
     /// [`Stats`](crate::Stats) and dropped; when the channel is full, the newest push is
     /// dropped and counted, so a slow consumer never stalls the connection.
+    ///
+    /// When the connection is lost, the channel gets a push of kind
+    /// [`redis::PushKind::Disconnection`] (delivered once there is room, never dropped),
+    /// as redis-rs sends it: whatever was set up on the connection, such as `CLIENT
+    /// TRACKING`, is gone, and the client has reconnected (or is reconnecting) without
+    /// it. The channel closes when the client and its lanes are gone.
     pub fn push_sender(mut self, sender: mpsc::Sender<redis::PushInfo>) -> Self {
         self.push_sender = Some(sender);
         self

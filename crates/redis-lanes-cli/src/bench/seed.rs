@@ -120,8 +120,8 @@ pub(crate) async fn run(
         about: format!(
             "Per client, {rounds} rounds on a stream with a consumer group: start \
              `XREADGROUP GROUP g consumer-N COUNT 1 BLOCK {block} STREAMS key >` in a \
-             task, wait until `CLIENT LIST` shows it blocked, abort the task, delete the \
-             consumer with `XGROUP DELCONSUMER` through the same client (timed; cut off \
+             task, wait until `CLIENT LIST` shows it blocked, abort the task (and await it, so \
+             the read's future is dropped), delete the consumer with `XGROUP DELCONSUMER` through the same client (timed; cut off \
              at {cap}), then add one entry from another connection. After the rounds \
              and {settle} more, `XINFO CONSUMERS` lists any deleted consumer a read \
              still blocked on the server brought back, with the entry it was served \
@@ -173,6 +173,10 @@ async fn measure(
             row.never_blocked += 1;
         }
         read.abort();
+        // `abort()` only asks: the read's future is dropped when a worker next gets to
+        // the task, perhaps after the next line has run. The cancel happens at that
+        // drop, so "through the same client, after the cancel" starts once it is done.
+        let _ = read.await;
 
         let started = Instant::now();
         let deleted = tokio::time::timeout(

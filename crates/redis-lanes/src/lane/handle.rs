@@ -59,9 +59,13 @@ impl Lane {
     /// # Errors
     ///
     /// [`ErrorKind::Refused`] for a command that would corrupt the shared connection,
-    /// [`ErrorKind::Closed`] after `close()`, [`ErrorKind::ConnectionLost`] or
-    /// [`ErrorKind::Protocol`] when the connection fails, [`ErrorKind::Timeout`] when a
-    /// response timeout is set and runs out.
+    /// [`ErrorKind::InvalidCommand`] for an empty one, [`ErrorKind::Closed`] after
+    /// `close()`, [`ErrorKind::ConnectionLost`] or [`ErrorKind::Protocol`] when the
+    /// connection fails, [`ErrorKind::Timeout`] when a response timeout is set and runs
+    /// out, [`ErrorKind::ResponseTooLarge`] for a reply over `max_bulk_len`.
+    ///
+    /// A command with `set_no_response(true)` returns `Value::Nil` as soon as it is
+    /// queued, as in redis-rs; its reply is read and dropped.
     ///
     /// # Cancel safety
     ///
