@@ -1,21 +1,17 @@
-//! The public client: one shared lane today, the place where lanes are tied together.
+//! Layer 5: [`Client`], the public handle: a cheap clone of one server's [`Core`].
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::ConnectionLike;
-use redis::{Cmd, Pipeline, RedisFuture, Value};
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
+use redis::{Cmd, Pipeline, RedisError, RedisFuture, ToRedisArgs, Value};
 
-use crate::blocking::{self, Blocking, Commands};
-use crate::config::{Builder, LaneConfig};
-use crate::error::{Error, ErrorKind};
-use crate::lane::{self, Lane, Reply};
-use crate::pool::{Pool, PoolConfig};
-use crate::route::{self, Block, BlockKind, Route};
+use crate::builder::Builder;
+use crate::error::Error;
+use crate::exclusive::{self, Exclusive};
+use crate::node::{Config, Core};
+use crate::pubsub::Subscriber;
 use crate::stats::Stats;
 
 /// An async Redis client: a cheap, cloneable handle that every task can share.
@@ -45,26 +41,12 @@ use crate::stats::Stats;
 /// at once. Use [`Client::close`] to finish in-flight commands first.
 #[derive(Clone)]
 pub struct Client {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    shared: Lane,
-    blocking: Arc<Blocking>,
-    exclusive: Arc<crate::exclusive::Exclusives>,
-    config: Arc<LaneConfig>,
-    closing: AtomicBool,
-    /// Message counters summed over this client's subscribers.
-    pubsub: Arc<crate::pubsub::Totals>,
+    core: Arc<Core>,
 }
 
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Client")
-            .field("addr", &self.inner.config.info.addr)
-            .field("db", &self.inner.config.info.db)
-            .field("shared", &self.inner.shared)
-            .finish()
+        f.debug_struct("Client").field("core", &self.core).finish()
     }
 }
 
@@ -83,161 +65,24 @@ impl Client {
         Builder::new(url)
     }
 
-    pub(crate) async fn from_config(config: Arc<LaneConfig>) -> Result<Client, Error> {
-        // Checked first so a missing runtime is an error, not a panic in `spawn`.
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
-            Error::new(
-                ErrorKind::InvalidConfig,
-                "redis-lanes needs a Tokio runtime; call connect() from within one",
-            )
-        })?;
-        let generation = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        crate::exclusive::Exclusives::check(&config)?;
-        let (shared, driver) = lane::open(Arc::clone(&config), Arc::clone(&generation)).await?;
-        // The task holds only the driver: it ends when every handle is dropped.
-        runtime.spawn(driver);
-        // The pools (and their reapers) exist only once connecting succeeded, so a failed
-        // connect leaves no task behind.
-        let exclusive = crate::exclusive::Exclusives::new(&config, Arc::clone(&generation))?;
-        let options = &config.blocking;
-        let pool = Pool::new(
-            &config,
-            PoolConfig {
-                what: "blocking lane",
-                limit_name: "max_blocking_lanes",
-                max_lanes: options.max_lanes,
-                idle_timeout: options.idle_timeout,
-                acquire_timeout: options.acquire_timeout,
-            },
-            generation,
-        );
-        let blocking = Arc::new(Blocking {
-            pool,
-            grace: options.grace,
-            declared: options.declared.clone(),
-            hook: options.hook.clone(),
-            counters: blocking::Counters::default(),
-            shutdown: CancellationToken::new(),
-            abandon: CancellationToken::new(),
-            recoveries: TaskTracker::new(),
-            runtime,
-        });
+    pub(crate) async fn from_config(config: Config) -> Result<Client, Error> {
         Ok(Client {
-            inner: Arc::new(Inner {
-                shared,
-                blocking,
-                exclusive,
-                config,
-                closing: AtomicBool::new(false),
-                pubsub: Arc::default(),
-            }),
+            core: Core::connect(config).await?,
         })
     }
 
-    /// The shared lane, for features built on the client (exclusive lanes, pub/sub).
-    pub(crate) fn shared_lane(&self) -> &Lane {
-        &self.inner.shared
-    }
-
-    /// The validated options the client was built with.
-    pub(crate) fn lane_config(&self) -> &Arc<LaneConfig> {
-        &self.inner.config
-    }
-
-    /// Counters every subscriber of this client adds to.
-    pub(crate) fn pubsub_totals(&self) -> &Arc<crate::pubsub::Totals> {
-        &self.inner.pubsub
-    }
-
-    /// The blocking side: its pool, counters, shutdown token and recovery tracker.
-    pub(crate) fn blocking_state(&self) -> &Arc<Blocking> {
-        &self.inner.blocking
-    }
-
-    /// The exclusive side: its pool and counters.
-    pub(crate) fn exclusive_state(&self) -> &Arc<crate::exclusive::Exclusives> {
-        &self.inner.exclusive
-    }
-
-    pub(crate) fn check_open(&self) -> Result<(), Error> {
-        if self.inner.closing.load(Relaxed) {
-            return Err(Error::closed().not_sent());
-        }
-        Ok(())
-    }
-
-    async fn route_cmd(&self, cmd: &Cmd) -> Result<Value, Error> {
-        self.check_open()?;
-        match route::classify_cmd(cmd, &self.inner.blocking.declared) {
-            Route::Shared => {
-                let first = self.inner.shared.send_unrouted(cmd).await;
-                match first {
-                    Err(err) if self.may_retry(&err) && route::is_read_only_cmd(cmd) => {
-                        tracing::debug!(error = %err, "retrying a read-only command");
-                        self.inner.shared.send_unrouted(cmd).await
-                    }
-                    other => other,
-                }
-            }
-            Route::Refused(why) => Err(Error::new(ErrorKind::Refused, why)),
-            Route::Blocking(block) => self.blocking(Commands::One(cmd), block).await,
-        }
-    }
-
-    /// Whether a shared-lane failure may be retried under `retry_read_only`: the
-    /// connection was reset under a written request (broken or garbled), so the retry
-    /// goes to a fresh connection.
-    fn may_retry(&self, err: &Error) -> bool {
-        self.inner.config.reconnect.retry_read_only
-            && self.inner.config.reconnect.enabled
-            && err.is_outcome_unknown()
-            && matches!(err.kind(), ErrorKind::ConnectionLost | ErrorKind::Protocol)
-    }
-
-    async fn route_pipeline(
-        &self,
-        pipe: &Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> Result<Vec<Value>, Error> {
-        self.check_open()?;
-        match route::classify_pipeline(pipe, &self.inner.blocking.declared) {
-            Route::Shared => {
-                let shared = &self.inner.shared;
-                let first = shared.send_pipeline_unrouted(pipe, offset, count).await;
-                match first {
-                    Err(err) if self.may_retry(&err) && route::is_read_only_pipeline(pipe) => {
-                        tracing::debug!(error = %err, "retrying a read-only pipeline");
-                        shared.send_pipeline_unrouted(pipe, offset, count).await
-                    }
-                    other => other,
-                }
-            }
-            Route::Refused(why) => Err(Error::new(ErrorKind::Refused, why)),
-            Route::Blocking(block) => {
-                let reply = blocking::run(
-                    &self.inner.blocking,
-                    &self.inner.shared,
-                    Commands::Pipe {
-                        pipe,
-                        offset,
-                        count,
-                    },
-                    block,
-                )
-                .await?;
-                lane::pipeline_replies(pipe, offset, reply)
-            }
-        }
-    }
-
-    async fn blocking(&self, commands: Commands<'_>, block: Block) -> Result<Value, Error> {
-        let reply =
-            blocking::run(&self.inner.blocking, &self.inner.shared, commands, block).await?;
-        Ok(match reply {
-            Reply::One(value) => value,
-            Reply::Many(mut values) => values.pop().unwrap_or(Value::Nil),
-        })
+    /// Sends one command and returns its reply; a server error reply is returned as
+    /// `Ok(Value::ServerError(..))`. Most code uses the `redis` command API instead.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Lane::send`].
+    ///
+    /// # Cancel safety
+    ///
+    /// A command whose future is dropped before it is written is never written.
+    pub async fn send(&self, cmd: &Cmd) -> Result<Value, Error> {
+        self.core.send(cmd).await
     }
 
     /// Runs `cmd` as a blocking command: on a dedicated blocking lane, cancelled on the
@@ -260,29 +105,134 @@ impl Client {
         cmd: &Cmd,
         timeout: Option<Duration>,
     ) -> Result<Value, Error> {
-        self.check_open()?;
-        if let Route::Refused(why) = route::classify_cmd(cmd, &self.inner.blocking.declared) {
-            return Err(Error::new(ErrorKind::Refused, why));
-        }
-        let block = Block {
-            timeout,
-            kind: BlockKind::UserDeclared,
-        };
-        self.blocking(Commands::One(cmd), block).await
+        self.core.send_blocking(cmd, timeout).await
     }
 
-    /// Sends one command and returns its reply; a server error reply is returned as
-    /// `Ok(Value::ServerError(..))`. Most code uses the `redis` command API instead.
+    /// Leases a dedicated connection from the pool of exclusive lanes (up to
+    /// [`Builder::max_exclusive_lanes`](crate::Builder::max_exclusive_lanes), opened on
+    /// demand), for commands that keep per-connection state. See [`Exclusive`].
     ///
     /// # Errors
     ///
-    /// As for [`Lane::send`].
+    /// [`ErrorKind::PoolTimeout`] when every exclusive lane stays on loan for
+    /// [`Builder::exclusive_acquire_timeout`](crate::Builder::exclusive_acquire_timeout)
+    /// (the message names `max_exclusive_lanes`); [`ErrorKind::Closed`] after
+    /// [`Client::close`]; connect and handshake errors when a new connection is opened.
     ///
     /// # Cancel safety
     ///
-    /// A command whose future is dropped before it is written is never written.
-    pub async fn send(&self, cmd: &Cmd) -> Result<Value, Error> {
-        self.route_cmd(cmd).await
+    /// Dropping the future while it waits for a free lane gives up the place in line. A
+    /// connection it had already taken is closed, never handed out half set up.
+    pub async fn exclusive(&self) -> Result<Exclusive, Error> {
+        Exclusive::lease(&self.core).await
+    }
+
+    /// Runs an optimistic transaction on an exclusive lane, the way `redis::transaction`
+    /// does on a connection of its own: `WATCH keys`, then `body`, again and again until
+    /// it returns `Ok(Some(value))`.
+    ///
+    /// `body` gets the leased connection, for reading the watched keys, and an atomic
+    /// pipeline (`pipe().atomic()`, fresh for every attempt) for the writes. Run the
+    /// pipeline with `pipe.query_async(conn)`: it answers `Ok(None)` when `EXEC` aborted
+    /// because a watched key changed, and returning that `None` runs the body again.
+    /// Retries are bounded by
+    /// [`Builder::transaction_max_retries`](crate::Builder::transaction_max_retries) and
+    /// counted in [`Stats::transaction_retries`](crate::Stats::transaction_retries).
+    ///
+    /// The error type is the body's: anything that can hold a redis-lanes [`Error`] and
+    /// a [`redis::RedisError`] (`redis::RedisError` itself, `anyhow::Error`, `Box<dyn
+    /// Error>`...). With `redis::RedisError`, [`Error::from_redis`] finds the kind.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use redis::AsyncCommands;
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let server = redis_lanes_testkit::RedisServer::start()?;
+    /// # let url = server.url();
+    /// let client = redis_lanes::Client::connect(&url).await?;
+    /// // Doubles a counter without losing a concurrent write.
+    /// let doubled: i64 = client
+    ///     .transaction(&["counter"], async |conn, pipe| {
+    ///         let now: i64 = conn.get::<_, Option<i64>>("counter").await?.unwrap_or(1);
+    ///         pipe.set("counter", now * 2).ignore().get("counter");
+    ///         // `None` (EXEC aborted): the body runs again.
+    ///         let done: Option<(i64,)> = pipe.query_async(conn).await?;
+    ///         Ok::<_, redis::RedisError>(done.map(|(value,)| value))
+    ///     })
+    ///     .await?;
+    /// assert_eq!(doubled, 2);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::TransactionConflict`] when `body` asked for another attempt more
+    /// than `transaction_max_retries` times; whatever `body` returns; the errors of
+    /// [`Client::exclusive`] and [`Exclusive::send`]; a server error reply to `WATCH`
+    /// as a [`redis::RedisError`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future drops the lease as any [`Exclusive`]: what was sent is
+    /// answered, an open `MULTI` is discarded with everything queued in it, the watches
+    /// are cleared, and the connection is reset before it is reused.
+    pub async fn transaction<K, T, E, F>(&self, keys: &[K], body: F) -> Result<T, E>
+    where
+        K: ToRedisArgs,
+        F: AsyncFnMut(&mut Exclusive, &mut Pipeline) -> Result<Option<T>, E>,
+        E: From<Error> + From<RedisError>,
+    {
+        let mut conn = self.exclusive().await?;
+        // The lease's reset clears the watches when it is dropped; no UNWATCH needed.
+        exclusive::run_transaction(&mut conn, keys, body, false).await
+    }
+
+    /// Opens a [`Subscriber`]: a dedicated pub/sub connection with the client's URL,
+    /// credentials, database, name and protocol, bounded by the connect timeout.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use futures_util::StreamExt;
+    /// use redis_lanes::{Client, OverflowPolicy};
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = Client::builder("redis://127.0.0.1:6379")
+    ///     .subscriber_buffer(1024)
+    ///     .subscriber_overflow(OverflowPolicy::DropOldest)
+    ///     .connect()
+    ///     .await?;
+    /// let mut subscriber = client.subscriber().await?;
+    /// subscriber.subscribe("news").await?;
+    /// let mut publisher = client.clone();
+    /// redis::cmd("PUBLISH").arg("news").arg("hello").query_async::<i64>(&mut publisher).await?;
+    /// if let Some(message) = subscriber.next().await {
+    ///     assert_eq!(message?.payload(), b"hello");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Closed`] after [`Client::close`]; [`ErrorKind::InvalidConfig`] for a
+    /// `subscriber_buffer` of 0; otherwise as for [`Client::connect`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future before it completes closes the connection being opened.
+    ///
+    /// [`ErrorKind::Closed`]: crate::ErrorKind::Closed
+    /// [`ErrorKind::InvalidConfig`]: crate::ErrorKind::InvalidConfig
+    pub async fn subscriber(&self) -> Result<Subscriber, Error> {
+        self.core.check_open()?;
+        let config = self.core.config();
+        Subscriber::open(
+            Arc::clone(&config.lane),
+            &config.pubsub,
+            Arc::clone(self.core.pubsub_totals()),
+        )
+        .await
     }
 
     /// Closes the client gracefully: new commands are refused with
@@ -294,78 +244,28 @@ impl Client {
     ///
     /// Dropping the future does not undo the close.
     pub async fn close(&self) {
-        self.inner.closing.store(true, Relaxed);
-        // The steps run on their own task, so dropping this future (a caller's timeout)
-        // does not leave the close half done; each step is bounded by `close_timeout`.
-        let inner = Arc::clone(&self.inner);
-        let steps = self
-            .inner
-            .blocking
-            .runtime
-            .spawn(async move { close_steps(&inner).await });
-        // An error only means the runtime is shutting down, which closes everything too.
-        let _ = steps.await;
+        self.core.close().await;
     }
 
     /// `true` once [`Client::close`] was called or the shared connection ended.
     pub fn is_closed(&self) -> bool {
-        self.inner.closing.load(Relaxed) || self.inner.shared.is_closed()
+        self.core.is_closed()
     }
 
     /// A snapshot of the client's counters.
     pub fn stats(&self) -> Stats {
-        let mut stats = self.inner.shared.stats();
-        let blocking = &self.inner.blocking;
-        let c = &blocking.counters;
-        stats.blocking_busy = blocking.pool.busy() as u64;
-        stats.blocking_idle = blocking.pool.idle_count() as u64;
-        stats.blocking_waiters = blocking.pool.waiters() as u64;
-        stats.blocking_cancels = c.cancels.load(Relaxed);
-        stats.orphans_restored = c.restored.load(Relaxed);
-        stats.orphans_reported = c.reported.load(Relaxed);
-        stats.orphans_unrecoverable = c.unrecoverable.load(Relaxed);
-        stats.unblock_fallbacks = c.fallbacks.load(Relaxed);
-        stats.subscriber_messages = self.inner.pubsub.received.load(Relaxed);
-        stats.subscriber_dropped = self.inner.pubsub.dropped.load(Relaxed);
-        self.inner.exclusive.fill_stats(&mut stats);
-        stats
+        self.core.stats()
     }
 
     /// The server's `CLIENT ID` of the shared connection.
     pub fn client_id(&self) -> Option<i64> {
-        self.inner.shared.client_id()
-    }
-}
-
-async fn close_steps(inner: &Inner) {
-    let blocking = &inner.blocking;
-    // Blocking calls in flight stop waiting and cancel on the server; their recoveries
-    // (late replies, restores) need the shared lane, so they finish first.
-    blocking.shutdown.cancel();
-    blocking.recoveries.close();
-    if tokio::time::timeout(inner.config.close_timeout, blocking.recoveries.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!("close timed out waiting for cancelled blocking commands to recover");
-        blocking.abandon.cancel();
-    }
-    blocking.pool.close();
-    inner.exclusive.close();
-    inner.shared.close().await;
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        // The last handle is gone: recoveries still running let go of the shared lane,
-        // so its driver (and every task) ends now.
-        self.blocking.abandon.cancel();
+        self.core.shared_lane().client_id()
     }
 }
 
 impl ConnectionLike for Client {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        Box::pin(async move { self.route_cmd(cmd).await.map_err(Into::into) })
+        Box::pin(async move { self.core.send(cmd).await.map_err(Into::into) })
     }
 
     fn req_packed_commands<'a>(
@@ -375,13 +275,14 @@ impl ConnectionLike for Client {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         Box::pin(async move {
-            self.route_pipeline(pipeline, offset, count)
+            self.core
+                .send_pipeline(pipeline, offset, count)
                 .await
                 .map_err(Into::into)
         })
     }
 
     fn get_db(&self) -> i64 {
-        self.inner.config.info.db
+        self.core.config().lane.connect.info.db
     }
 }

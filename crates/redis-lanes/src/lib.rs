@@ -149,35 +149,41 @@ mod api_tests {
     }
 }
 
-mod blocking;
-mod client;
-mod config;
+// Layer 0, pure: errors, the protocol, routing decisions, URLs, counters, policies.
 mod error;
-mod exclusive;
-mod handshake;
-mod lane;
-mod pool;
-mod pubsub;
 mod reconnect;
 mod resp;
 mod route;
 mod stats;
-mod tls;
-mod transport;
 mod url;
+// Layer 1: opening a connection.
+mod connect;
+// Layer 2: one connection, its handle and its driver.
+mod lane;
+// Layer 3: pools of dedicated lanes.
+mod pool;
+// Layer 4: one server's services, built on its lanes and pools.
+mod blocking;
+mod exclusive;
+mod node;
+mod pubsub;
+// Layer 5: the public handles.
+mod builder;
+mod client;
 
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 
 pub use blocking::{Orphan, OrphanOutcome};
+pub use builder::Builder;
 pub use client::Client;
-pub use config::{Builder, Protocol};
 pub use error::{Error, ErrorKind};
 pub use exclusive::Exclusive;
 pub use lane::{Lane, LaneDriver};
 pub use pubsub::{Message, MessageKind, OverflowPolicy, Subscriber};
 pub use stats::Stats;
+pub use url::Protocol;
 
 /// The README's examples, compiled and run as doctests so they stay true.
 #[cfg(doctest)]

@@ -13,9 +13,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::LaneConfig;
 use crate::error::{Error, ErrorKind};
-use crate::lane::{self, Lane};
+use crate::lane::{self, Lane, LaneOptions};
 
 /// Pool settings, from the client's builder.
 #[derive(Debug, Clone)]
@@ -37,9 +36,10 @@ struct Idle {
 
 #[derive(Debug)]
 pub(crate) struct Pool {
-    /// The lanes' own config: the client's, with the response timeout off (a dedicated
+    /// The lanes' own options: the shared lane's, with the response timeout off (a
+    /// dedicated
     /// lane's user decides how long to wait) and no push sender.
-    lane_config: Arc<LaneConfig>,
+    lane_config: Arc<LaneOptions>,
     config: PoolConfig,
     /// One permit per lane that may exist; FIFO, so waiters are served in order.
     permits: Arc<Semaphore>,
@@ -67,16 +67,12 @@ pub(crate) struct Lease {
 
 impl Pool {
     pub(crate) fn new(
-        lane_config: &LaneConfig,
+        lane_config: &LaneOptions,
         config: PoolConfig,
         generation: Arc<AtomicU64>,
     ) -> Arc<Self> {
-        let mut lane_config = lane_config.clone();
-        lane_config.response_timeout = None;
-        // Pushes on a dedicated lane would only be client-tracking noise.
-        lane_config.push_sender = None;
         let pool = Arc::new(Self {
-            lane_config: Arc::new(lane_config),
+            lane_config: Arc::new(lane_config.dedicated()),
             permits: Arc::new(Semaphore::new(config.max_lanes)),
             config,
             idle: Mutex::new(Vec::new()),

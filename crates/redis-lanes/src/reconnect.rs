@@ -4,7 +4,6 @@
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
-use crate::config::Builder;
 use crate::error::{Error, ErrorKind};
 
 /// Reconnect settings, set through [`Builder`] methods.
@@ -86,61 +85,6 @@ fn random_u64() -> u64 {
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u64(0x9e37_79b9_7f4a_7c15);
     hasher.finish()
-}
-
-/// Reconnect options. The shared lane (and a [`Lane`](crate::Lane) from
-/// [`Builder::pair`]) reconnects on its own when its connection breaks; dedicated lanes
-/// (blocking, exclusive) are never reconnected: they are discarded and the pool opens
-/// new ones.
-impl Builder {
-    /// Turns automatic reconnect of the shared connection on (the default) or off.
-    /// Off, a broken connection ends the client: every later call fails with
-    /// [`ErrorKind::ConnectionLost`].
-    pub fn reconnect(mut self, enabled: bool) -> Self {
-        self.reconnect.enabled = enabled;
-        self
-    }
-
-    /// The pause between reconnect attempts grows from `min` to `max`, doubling per
-    /// failed attempt, with random jitter. The first attempt after a break is made at
-    /// once, unless the previous connection broke within a second of being made.
-    /// Default: 50 ms to 5 s.
-    pub fn reconnect_backoff(mut self, min: Duration, max: Duration) -> Self {
-        self.reconnect.min_delay = min;
-        self.reconnect.max_delay = max;
-        self
-    }
-
-    /// Gives up after this many failed attempts in a row; the client then fails every
-    /// call with [`ErrorKind::ConnectionLost`]. Default: `None`, never give up.
-    pub fn reconnect_max_attempts(mut self, attempts: Option<u32>) -> Self {
-        self.reconnect.max_attempts = attempts;
-        self
-    }
-
-    /// How long a command issued while the connection is down waits for it to come
-    /// back before it fails with [`ErrorKind::ConnectionLost`] (marked
-    /// [retry-safe](crate::Error::is_retry_safe): it was never sent). Zero fails at once;
-    /// see [`Builder::fail_fast`]. Default: 5 s.
-    pub fn disconnected_wait(mut self, wait: Duration) -> Self {
-        self.reconnect.wait = wait;
-        self
-    }
-
-    /// Commands issued while the connection is down fail at once instead of waiting
-    /// for it to come back. Same as `disconnected_wait(Duration::ZERO)`.
-    pub fn fail_fast(self) -> Self {
-        self.disconnected_wait(Duration::ZERO)
-    }
-
-    /// Opt-in: a command known to be read-only (`GET`, `HGETALL`, `XRANGE`, ...; a
-    /// pipeline only if all its commands are) whose connection broke while it was in
-    /// flight is sent once more after the reconnect, instead of failing with an
-    /// outcome-unknown error. Other commands are never re-sent. Default: off.
-    pub fn retry_read_only(mut self, enabled: bool) -> Self {
-        self.reconnect.retry_read_only = enabled;
-        self
-    }
 }
 
 #[cfg(test)]

@@ -2,8 +2,19 @@
 
 use std::path::PathBuf;
 
-use crate::config::Protocol;
 use crate::error::{Error, ErrorKind};
+
+/// The RESP protocol version a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Protocol {
+    /// RESP2, understood by every Redis server. The default.
+    #[default]
+    Resp2,
+    /// RESP3 (`HELLO 3`, Redis 6 and later): typed replies, and out-of-band push frames,
+    /// which redis-lanes keeps apart from replies.
+    Resp3,
+}
 
 /// Where a lane connects to.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -23,8 +23,10 @@ pub(crate) use call::{run, Commands};
 pub use orphan::OrphanOutcome;
 pub(crate) use recover::{handle_replies, read_late, report_unrecoverable, Sent, Unblock};
 
-use crate::pool::Pool;
+use crate::lane::LaneOptions;
+use crate::pool::{Pool, PoolConfig};
 use crate::route::BlockingCommands;
+use crate::stats::Stats;
 
 /// A blocking command's reply that raced its cancellation and carried data.
 ///
@@ -47,7 +49,7 @@ pub(crate) type OrphanHook = Arc<dyn Fn(&Orphan) + Send + Sync>;
 
 /// Counters of the blocking side, published in [`Stats`](crate::Stats).
 #[derive(Debug, Default)]
-pub(crate) struct Counters {
+pub(crate) struct CancelCounters {
     pub(crate) cancels: AtomicU64,
     pub(crate) restored: AtomicU64,
     pub(crate) reported: AtomicU64,
@@ -55,7 +57,7 @@ pub(crate) struct Counters {
     pub(crate) fallbacks: AtomicU64,
 }
 
-impl Counters {
+impl CancelCounters {
     pub(crate) fn count(&self, outcome: OrphanOutcome) {
         match outcome {
             OrphanOutcome::Restored => self.restored.fetch_add(1, Relaxed),
@@ -72,7 +74,7 @@ pub(crate) struct Blocking {
     pub(crate) grace: Duration,
     pub(crate) declared: BlockingCommands,
     pub(crate) hook: Option<OrphanHook>,
-    pub(crate) counters: Counters,
+    pub(crate) counters: CancelCounters,
     /// Cancelled by `close()`: in-flight calls stop waiting and cancel on the server.
     pub(crate) shutdown: CancellationToken,
     /// Cancelled when the client is dropped, or when `close()` stops waiting for
@@ -86,6 +88,53 @@ pub(crate) struct Blocking {
     pub(crate) runtime: tokio::runtime::Handle,
 }
 
+impl Blocking {
+    /// Sets up the (lazily filled) pool of blocking lanes opened with `lane`, stamped
+    /// with the shared lane's `generation`. Recoveries run on `runtime`.
+    pub(crate) fn new(
+        options: &BlockingOptions,
+        lane: &LaneOptions,
+        generation: Arc<AtomicU64>,
+        runtime: tokio::runtime::Handle,
+    ) -> Self {
+        let pool = Pool::new(
+            lane,
+            PoolConfig {
+                what: "blocking lane",
+                limit_name: "max_blocking_lanes",
+                max_lanes: options.max_lanes,
+                idle_timeout: options.idle_timeout,
+                acquire_timeout: options.acquire_timeout,
+            },
+            generation,
+        );
+        Self {
+            pool,
+            grace: options.grace,
+            declared: options.declared.clone(),
+            hook: options.hook.clone(),
+            counters: CancelCounters::default(),
+            shutdown: CancellationToken::new(),
+            abandon: CancellationToken::new(),
+            recoveries: TaskTracker::new(),
+            runtime,
+        }
+    }
+
+    /// Adds the pool's gauges and the cancel counters to `stats`.
+    pub(crate) fn fill_stats(&self, stats: &mut Stats) {
+        let c = &self.counters;
+        stats.blocking_busy = self.pool.busy() as u64;
+        stats.blocking_idle = self.pool.idle_count() as u64;
+        stats.blocking_waiters = self.pool.waiters() as u64;
+        stats.blocking_cancels = c.cancels.load(Relaxed);
+        stats.orphans_restored = c.restored.load(Relaxed);
+        stats.orphans_reported = c.reported.load(Relaxed);
+        stats.orphans_unrecoverable = c.unrecoverable.load(Relaxed);
+        stats.unblock_fallbacks = c.fallbacks.load(Relaxed);
+    }
+}
+
 impl fmt::Debug for Blocking {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Blocking")
@@ -93,6 +142,43 @@ impl fmt::Debug for Blocking {
             .field("grace", &self.grace)
             .field("hook", &self.hook.is_some())
             .finish()
+    }
+}
+
+/// Options of the blocking-lane pool.
+#[derive(Clone)]
+pub(crate) struct BlockingOptions {
+    pub(crate) max_lanes: usize,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) acquire_timeout: Duration,
+    pub(crate) grace: Duration,
+    pub(crate) declared: BlockingCommands,
+    pub(crate) hook: Option<OrphanHook>,
+}
+
+impl std::fmt::Debug for BlockingOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockingOptions")
+            .field("max_lanes", &self.max_lanes)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .field("grace", &self.grace)
+            .field("declared", &self.declared)
+            .field("hook", &self.hook.is_some())
+            .finish()
+    }
+}
+
+impl Default for BlockingOptions {
+    fn default() -> Self {
+        Self {
+            max_lanes: 64,
+            idle_timeout: Duration::from_secs(60),
+            acquire_timeout: Duration::from_secs(10),
+            grace: Duration::from_secs(2),
+            declared: BlockingCommands::new(),
+            hook: None,
+        }
     }
 }
 

@@ -195,8 +195,8 @@ pub(crate) async fn handle_replies(blocking: &Blocking, shared: &Lane, sent: &Se
 /// Pairs each blocking command with its own reply.
 fn pair_replies(sent: &Sent, reply: Reply) -> Vec<(&Vec<Vec<u8>>, Value)> {
     let values = match (reply, sent.atomic) {
-        (Reply::One(value), _) => vec![value],
-        // An atomic pipeline keeps only EXEC's reply: one entry per command, or nil if
+        (reply @ Reply::One(_), _) => reply.into_list(),
+        // An atomic pipeline's last reply is EXEC's: one entry per command, or nil if
         // the transaction was aborted.
         (Reply::Many(mut values), true) => match values.pop() {
             Some(Value::Array(items)) => items,

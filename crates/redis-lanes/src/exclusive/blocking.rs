@@ -50,12 +50,12 @@ pub(super) async fn run(
     block: Block,
 ) -> Result<Reply, Error> {
     let Exclusive {
-        client,
+        core,
         lane,
         recovering,
         ..
     } = conn;
-    let blocking = client.blocking_state();
+    let blocking = core.blocking();
     // Taken before the check: once `close()` has cancelled `shutdown` it waits for
     // every token, so this call either sees the cancel or is waited for.
     let tracked = blocking.recoveries.token();
@@ -70,7 +70,7 @@ pub(super) async fn run(
         commit,
         commands,
         lane,
-        shared: client.shared_lane(),
+        shared: core.shared_lane(),
         blocking,
         recovering,
     };

@@ -1,6 +1,7 @@
 //! [`Exclusive`]: a dedicated connection on loan, and how commands travel on it.
 
 use std::fmt;
+use std::sync::Arc;
 
 use redis::aio::ConnectionLike;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
@@ -9,9 +10,9 @@ use tokio::sync::oneshot;
 use super::track::Track;
 use super::{blocking, route};
 use crate::blocking::Commands;
-use crate::client::Client;
 use crate::error::{Error, ErrorKind};
-use crate::lane::{Lane, Reply};
+use crate::lane::Lane;
+use crate::node::Core;
 use crate::pool::Lease;
 
 /// A dedicated connection leased from the client's pool of exclusive lanes, for
@@ -73,7 +74,7 @@ use crate::pool::Lease;
 /// [`Client::close`] a lease refuses new commands with [`ErrorKind::Closed`] and its
 /// connection is closed when it is dropped.
 pub struct Exclusive {
-    pub(super) client: Client,
+    pub(super) core: Arc<Core>,
     pub(super) lane: Lane,
     /// `None` only once `drop` has handed the lease to its reset.
     pub(super) lease: Option<Lease>,
@@ -95,30 +96,16 @@ impl fmt::Debug for Exclusive {
     }
 }
 
-impl Client {
-    /// Leases a dedicated connection from the pool of exclusive lanes (up to
-    /// [`Builder::max_exclusive_lanes`](crate::Builder::max_exclusive_lanes), opened on
-    /// demand), for commands that keep per-connection state. See [`Exclusive`].
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::PoolTimeout`] when every exclusive lane stays on loan for
-    /// [`Builder::exclusive_acquire_timeout`](crate::Builder::exclusive_acquire_timeout)
-    /// (the message names `max_exclusive_lanes`); [`ErrorKind::Closed`] after
-    /// [`Client::close`]; connect and handshake errors when a new connection is opened.
-    ///
-    /// # Cancel safety
-    ///
-    /// Dropping the future while it waits for a free lane gives up the place in line. A
-    /// connection it had already taken is closed, never handed out half set up.
-    pub async fn exclusive(&self) -> Result<Exclusive, Error> {
-        self.check_open()?;
-        let state = self.exclusive_state();
+impl Exclusive {
+    /// Leases a lane from `core`'s pool of exclusive lanes; see [`Client::exclusive`].
+    pub(crate) async fn lease(core: &Arc<Core>) -> Result<Exclusive, Error> {
+        core.check_open()?;
+        let state = core.exclusives();
         let lease = state.pool.acquire().await?;
         let Some(lane) = lease.lane().cloned() else {
             return Err(Error::closed().not_sent());
         };
-        if let Err(e) = self.check_open() {
+        if let Err(e) = core.check_open() {
             // `close()` began while this call waited; the lane is untouched.
             lease.release();
             return Err(e);
@@ -129,15 +116,13 @@ impl Client {
         }
         Ok(Exclusive {
             track: Track::new(lane.db()),
-            client: self.clone(),
+            core: Arc::clone(core),
             lane,
             lease: Some(lease),
             recovering: None,
         })
     }
-}
 
-impl Exclusive {
     /// Sends one command and returns its reply; a server error reply is returned as
     /// `Ok(Value::ServerError(..))`. Most code uses the `redis` command API instead.
     ///
@@ -154,17 +139,14 @@ impl Exclusive {
     /// See [`Exclusive`]: a dropped command is never half-sent, and a dropped blocking
     /// command is cancelled on the server.
     pub async fn send(&mut self, cmd: &Cmd) -> Result<Value, Error> {
-        self.client.check_open()?;
+        self.core.check_open()?;
         let block = route::classify_cmd(cmd, self.declared(), self.track.maybe_in_multi)?;
         self.settle().await;
         self.track.before([cmd]);
         let reply = match block {
             Some(block) => blocking::run(self, Commands::One(cmd), block)
-                .await
-                .map(|reply| match reply {
-                    Reply::One(value) => value,
-                    Reply::Many(mut values) => values.pop().unwrap_or(Value::Nil),
-                })?,
+                .await?
+                .into_last(),
             None => {
                 let lane = self.lane.clone();
                 self.in_line(lane.send_unrouted(cmd)).await?
@@ -183,7 +165,7 @@ impl Exclusive {
         offset: usize,
         count: usize,
     ) -> Result<Vec<Value>, Error> {
-        self.client.check_open()?;
+        self.core.check_open()?;
         let block = route::classify_pipeline(pipe, self.declared(), self.track.maybe_in_multi)?;
         self.settle().await;
         self.track.before(pipe.cmd_iter());
@@ -214,7 +196,7 @@ impl Exclusive {
     }
 
     fn declared(&self) -> &crate::route::BlockingCommands {
-        &self.client.blocking_state().declared
+        &self.core.blocking().declared
     }
 
     /// Waits until a cancelled blocking command's late reply has been read (see
@@ -234,7 +216,7 @@ impl Exclusive {
         &self,
         request: impl std::future::Future<Output = Result<T, Error>>,
     ) -> Result<T, Error> {
-        match self.client.lane_config().response_timeout {
+        match self.core.config().lane.response_timeout {
             None => request.await,
             Some(limit) => match tokio::time::timeout(limit, request).await {
                 Ok(answer) => answer,

@@ -23,11 +23,12 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
 
 pub use lease::Exclusive;
-pub(crate) use options::Options;
+pub(crate) use options::ExclusiveOptions;
+pub(crate) use transaction::run_transaction;
 
-use crate::config::LaneConfig;
-use crate::error::{Error, ErrorKind};
-use crate::lane::{Lane, Reply};
+use crate::error::Error;
+use crate::lane::Lane;
+use crate::lane::LaneOptions;
 use crate::pool::{Pool, PoolConfig};
 use crate::stats::Stats;
 
@@ -56,36 +57,15 @@ impl fmt::Debug for Exclusives {
 }
 
 impl Exclusives {
-    /// Checks the options, before anything is connected.
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::InvalidConfig`] for a pool that could never hand out a lane.
-    pub(crate) fn check(config: &LaneConfig) -> Result<(), Error> {
-        let max = config.exclusive.max_lanes;
-        if max == 0 || max > tokio::sync::Semaphore::MAX_PERMITS {
-            return Err(Error::new(
-                ErrorKind::InvalidConfig,
-                "max_exclusive_lanes must be at least 1",
-            ));
-        }
-        Ok(())
-    }
-
-    /// Checks the options and sets up the (lazily filled) pool. Needs a Tokio runtime:
-    /// the pool's idle reaper is spawned here.
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::InvalidConfig`] for a pool that could never hand out a lane.
+    /// Sets up the (lazily filled) pool of lanes opened with `lane`. Needs a Tokio
+    /// runtime: the pool's idle reaper is spawned here.
     pub(crate) fn new(
-        config: &LaneConfig,
+        options: &ExclusiveOptions,
+        lane: &LaneOptions,
         generation: Arc<std::sync::atomic::AtomicU64>,
-    ) -> Result<Arc<Self>, Error> {
-        Self::check(config)?;
-        let options = &config.exclusive;
+    ) -> Arc<Self> {
         let pool = Pool::new(
-            config,
+            lane,
             PoolConfig {
                 what: "exclusive lane",
                 limit_name: "max_exclusive_lanes",
@@ -95,13 +75,13 @@ impl Exclusives {
             },
             generation,
         );
-        Ok(Arc::new(Self {
+        Arc::new(Self {
             pool,
             reset: AtomicU8::new(RESET_UNKNOWN),
             discards: AtomicU64::new(0),
             retries: AtomicU64::new(0),
             conflicts: AtomicU64::new(0),
-        }))
+        })
     }
 
     /// Refuses new leases and closes idle lanes. Leased lanes close when their lease
@@ -141,13 +121,5 @@ impl Exclusives {
         self.reset
             .store(if has { RESET_YES } else { RESET_NO }, Relaxed);
         Ok(has)
-    }
-}
-
-/// The replies of a request as a list, whether it expected one frame or several.
-fn replies(reply: Reply) -> Vec<redis::Value> {
-    match reply {
-        Reply::One(value) => vec![value],
-        Reply::Many(values) => values,
     }
 }

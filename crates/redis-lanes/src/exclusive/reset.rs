@@ -12,10 +12,10 @@ use redis::Value;
 use tokio::sync::oneshot;
 
 use super::track::Track;
-use super::{replies, Exclusive, Exclusives, RESET_YES};
-use crate::config::LaneConfig;
+use super::{Exclusive, Exclusives, RESET_YES};
+use crate::connect::{self, Step};
 use crate::error::Error;
-use crate::handshake::{self, Step};
+use crate::lane::LaneOptions;
 use crate::lane::{Lane, Reply};
 use crate::pool::Lease;
 
@@ -52,13 +52,13 @@ impl std::fmt::Debug for Plan {
 /// `RESET` and the handshake again where the server has it; otherwise what an older
 /// server allows: leave `MULTI`, drop watches, restore database and name. `DISCARD` comes
 /// first because inside `MULTI` every other command would only be queued.
-fn plan(config: &LaneConfig, has_reset: bool, track: &Track) -> Plan {
+fn plan(config: &LaneOptions, has_reset: bool, track: &Track) -> Plan {
     let mut cmds = Vec::new();
     if has_reset {
         // RESET also drops authentication, protocol, database and name: the lane's own
         // handshake puts them back, exactly as when it connected.
         cmds.push((Check::Reset, redis::cmd("RESET")));
-        for (step, cmd) in handshake::steps(config) {
+        for (step, cmd) in connect::steps(&config.connect.info) {
             cmds.push((Check::Step(step), cmd));
         }
     } else {
@@ -68,7 +68,7 @@ fn plan(config: &LaneConfig, has_reset: bool, track: &Track) -> Plan {
         cmds.push((Check::Ok, redis::cmd("UNWATCH")));
         if track.db_changed {
             let mut select = redis::cmd("SELECT");
-            select.arg(config.info.db);
+            select.arg(config.connect.info.db);
             cmds.push((Check::Ok, select));
         }
         if track.name_changed {
@@ -76,7 +76,7 @@ fn plan(config: &LaneConfig, has_reset: bool, track: &Track) -> Plan {
             let mut setname = redis::cmd("CLIENT");
             setname
                 .arg("SETNAME")
-                .arg(config.info.client_name.as_deref().unwrap_or(""));
+                .arg(config.connect.info.client_name.as_deref().unwrap_or(""));
             cmds.push((Check::Ok, setname));
         }
     }
@@ -125,15 +125,15 @@ impl Drop for Exclusive {
         let Some(lease) = self.lease.take() else {
             return;
         };
-        let state = Arc::clone(self.client.exclusive_state());
-        if self.client.check_open().is_err() {
+        let state = Arc::clone(self.core.exclusives());
+        if self.core.check_open().is_err() {
             // The client is closing: the pool takes nothing back. But a blocking command
             // cancelled by the close may have a recovery reading its late reply from this
             // lane; closing the lane first would lose data that raced the cancel.
             match self.recovering.take() {
                 None => lease.discard(),
                 Some(recovering) => {
-                    let blocking = self.client.blocking_state();
+                    let blocking = self.core.blocking();
                     let task = async move {
                         let _ = recovering.await;
                         lease.discard();
@@ -152,7 +152,7 @@ impl Drop for Exclusive {
             lease.discard();
             return;
         }
-        let config = self.client.lane_config();
+        let config = &self.core.config().lane;
         let has_reset = state.reset.load(Relaxed) == RESET_YES;
         let plan = plan(config, has_reset, &self.track);
         let frames = plan.checks.len();
@@ -174,7 +174,7 @@ impl Drop for Exclusive {
             limit: config.close_timeout,
             state,
         });
-        let blocking = self.client.blocking_state();
+        let blocking = self.core.blocking();
         // Tracked with the blocking recoveries, so `close()` waits for it. On a runtime
         // that is shutting down the task is dropped, and the lease with it, which closes
         // the connection: nothing dirty is ever returned.
@@ -220,7 +220,7 @@ async fn finish(job: Finish) {
     let verdict = match answered {
         Err(_) => Err(format!("no reply within {limit:?}")),
         Ok(Err(e)) => Err(e.to_string()),
-        Ok(Ok(reply)) => verify(&checks, &replies(reply), lane.client_id()),
+        Ok(Ok(reply)) => verify(&checks, &reply.into_list(), lane.client_id()),
     };
     match verdict {
         Ok(()) => lease.release(),
@@ -245,7 +245,8 @@ mod tests {
         let config = crate::Client::builder("redis://127.0.0.1/4")
             .client_name("app")
             .build()
-            .unwrap();
+            .unwrap()
+            .lane;
         let mut track = Track::new(4);
         let plain = plan(&config, false, &track);
         assert_eq!(plain.checks, [Check::Ok]);
@@ -269,7 +270,8 @@ mod tests {
     fn reset_replays_the_handshake() {
         let config = crate::Client::builder("redis://:pw@127.0.0.1/2")
             .build()
-            .unwrap();
+            .unwrap()
+            .lane;
         let plan = plan(&config, true, &Track::new(2));
         assert_eq!(
             plan.checks,

@@ -16,8 +16,8 @@ use std::time::Duration;
 use tokio::time::{Instant, Sleep};
 
 use super::request::{Reply, Request};
-use super::Session;
-use crate::config::LaneConfig;
+use super::LaneOptions;
+use crate::connect::{self, Session};
 use crate::error::{Error, ErrorKind};
 use crate::reconnect::ReconnectOptions;
 
@@ -37,7 +37,7 @@ struct Parked {
 
 /// The disconnected state of a reconnecting lane.
 pub(super) struct Down {
-    config: Arc<LaneConfig>,
+    config: Arc<LaneOptions>,
     /// Why the last connection ended, for the errors of requests that cannot wait.
     cause: Error,
     /// Failed attempts in a row (plus connections that broke right after being made).
@@ -67,9 +67,9 @@ pub(super) enum Outcome {
 impl Down {
     /// Starts reconnecting: at once after a connection that lived a while, after a
     /// backoff pause when connections keep breaking (`failures` in a row so far).
-    pub(super) fn new(config: Arc<LaneConfig>, cause: Error, failures: u32) -> Self {
+    pub(super) fn new(config: Arc<LaneOptions>, cause: Error, failures: u32) -> Self {
         let phase = if failures == 0 {
-            Phase::Connecting(Box::pin(super::connect(Arc::clone(&config))))
+            Phase::Connecting(Box::pin(reconnect(Arc::clone(&config))))
         } else {
             Phase::Waiting(Box::pin(tokio::time::sleep(
                 config.reconnect.backoff(failures),
@@ -156,8 +156,7 @@ impl Down {
                     if pause.as_mut().poll(cx).is_pending() {
                         return Poll::Pending;
                     }
-                    self.phase =
-                        Phase::Connecting(Box::pin(super::connect(Arc::clone(&self.config))));
+                    self.phase = Phase::Connecting(Box::pin(reconnect(Arc::clone(&self.config))));
                 }
                 Phase::Connecting(attempt) => {
                     let err = match attempt.as_mut().poll(cx) {
@@ -202,4 +201,9 @@ fn answer(req: Request, err: Error) {
     if let Some(tx) = req.reply {
         let _ = tx.send(Err::<Reply, _>(err));
     }
+}
+
+/// One reconnect attempt, owning what it needs so it can be boxed and polled.
+async fn reconnect(options: Arc<LaneOptions>) -> Result<Session, Error> {
+    connect::open(&options.connect, "").await
 }

@@ -14,19 +14,18 @@ use tokio::net::UnixStream;
 use tokio::sync::mpsc;
 
 use super::LaneDriver;
+use crate::connect::{Session, Stream};
 use crate::error::ErrorKind;
-use crate::handshake::Handshake;
-use crate::lane::shared::LaneShared;
-use crate::lane::{Lane, Session};
+use crate::lane::state::LaneState;
+use crate::lane::Lane;
 use crate::resp::{Decoder, Limits};
-use crate::transport::Stream;
 
 /// A lane on one end of a socket pair, with `leftover` already in its read buffer (as
 /// if read along with the handshake). Returns the handle, the unpolled driver and the
 /// server's end.
 fn lane(leftover: &[u8]) -> (Lane, LaneDriver, UnixStream) {
     let (client, server) = UnixStream::pair().unwrap();
-    let shared = Arc::new(LaneShared::new(
+    let shared = Arc::new(LaneState::new(
         16,
         Some(1),
         Arc::default(),
@@ -39,7 +38,7 @@ fn lane(leftover: &[u8]) -> (Lane, LaneDriver, UnixStream) {
         stream: Stream::Unix(client),
         decoder: Decoder::new(Limits::default()),
         read_buf: BytesMut::from(leftover),
-        hello: Handshake { client_id: Some(1) },
+        client_id: Some(1),
     };
     // No reconnect: these tests watch the lane end.
     let driver = LaneDriver::new(session, rx, Arc::clone(&shared), None, None, true);

@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::gate::{Gate, Opener};
 use super::request::{Commit, Message, Reply, Request};
-use super::shared::LaneShared;
+use super::state::LaneState;
 use crate::error::{Error, ErrorKind};
 use crate::route::{self, BlockingCommands, Route};
 use crate::stats::Stats;
@@ -36,21 +36,21 @@ pub(crate) type ReplyRx = oneshot::Receiver<Result<Reply, Error>>;
 #[derive(Clone)]
 pub struct Lane {
     tx: mpsc::UnboundedSender<Message>,
-    shared: Arc<LaneShared>,
+    state: Arc<LaneState>,
 }
 
 impl fmt::Debug for Lane {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Lane")
-            .field("client_id", &self.shared.client_id())
+            .field("client_id", &self.state.client_id())
             .field("closed", &self.is_closed())
             .finish()
     }
 }
 
 impl Lane {
-    pub(crate) fn new(tx: mpsc::UnboundedSender<Message>, shared: Arc<LaneShared>) -> Self {
-        Self { tx, shared }
+    pub(crate) fn new(tx: mpsc::UnboundedSender<Message>, state: Arc<LaneState>) -> Self {
+        Self { tx, state }
     }
 
     /// Sends one command and returns its reply. A server error reply (`-ERR ...`) is
@@ -91,10 +91,7 @@ impl Lane {
             self.enqueue_unanswered(bytes).await?;
             return Ok(Value::Nil);
         }
-        match self.request(bytes, 1, 0).await? {
-            Reply::One(value) => Ok(value),
-            Reply::Many(mut values) => Ok(values.pop().unwrap_or(Value::Nil)),
-        }
+        Ok(self.request(bytes, 1, 0).await?.into_last())
     }
 
     /// Sends a pipeline and returns `count` replies starting at reply `offset`, as
@@ -141,7 +138,7 @@ impl Lane {
         frames: usize,
         keep_from: usize,
     ) -> Result<Reply, Error> {
-        match self.shared.response_timeout {
+        match self.state.response_timeout {
             None => {
                 let rx = self.enqueue(bytes, frames, keep_from).await?;
                 self.await_reply(rx).await
@@ -163,7 +160,7 @@ impl Lane {
         limit: std::time::Duration,
     ) -> Result<Reply, Error> {
         let timed_out = |not_sent: bool| {
-            self.shared.counters.timeouts.fetch_add(1, Relaxed);
+            self.state.counters.timeouts.fetch_add(1, Relaxed);
             let err = Error::new(ErrorKind::Timeout, format!("no reply within {limit:?}"));
             if not_sent {
                 err.not_sent()
@@ -211,7 +208,7 @@ impl Lane {
             generation: None,
         };
         if self.tx.send(Message::Request(req)).is_err() {
-            return Err(self.shared.terminal_error().not_sent());
+            return Err(self.state.terminal_error().not_sent());
         }
         Ok(rx)
     }
@@ -221,12 +218,12 @@ impl Lane {
     /// written even if the caller is gone by then: the caller was already told it was
     /// sent.
     async fn enqueue_unanswered(&self, bytes: Vec<u8>) -> Result<(), Error> {
-        let permit = match self.shared.response_timeout {
+        let permit = match self.state.response_timeout {
             None => self.take_slot().await?,
             Some(limit) => match tokio::time::timeout(limit, self.take_slot()).await {
                 Ok(permit) => permit?,
                 Err(_) => {
-                    self.shared.counters.timeouts.fetch_add(1, Relaxed);
+                    self.state.counters.timeouts.fetch_add(1, Relaxed);
                     let why = format!("no in-flight slot within {limit:?}");
                     return Err(Error::new(ErrorKind::Timeout, why).not_sent());
                 }
@@ -243,19 +240,19 @@ impl Lane {
         };
         self.tx
             .send(Message::Request(req))
-            .map_err(|_| self.shared.terminal_error().not_sent())
+            .map_err(|_| self.state.terminal_error().not_sent())
     }
 
     /// Waits for room under `max_in_flight`.
     async fn take_slot(&self) -> Result<super::limit::Permit, Error> {
-        if self.shared.is_closing() {
+        if self.state.is_closing() {
             return Err(Error::closed().not_sent());
         }
-        self.shared
+        self.state
             .limit
             .acquire()
             .await
-            .map_err(|_| self.shared.terminal_error().not_sent())
+            .map_err(|_| self.state.terminal_error().not_sent())
     }
 
     /// Queues the one request of a dedicated (blocking or exclusive) lane at once,
@@ -269,7 +266,7 @@ impl Lane {
         keep_from: usize,
         commit: Option<Arc<Commit>>,
     ) -> Result<ReplyRx, Error> {
-        if self.shared.is_closing() {
+        if self.state.is_closing() {
             return Err(Error::closed().not_sent());
         }
         let (reply, rx) = oneshot::channel();
@@ -284,7 +281,7 @@ impl Lane {
         };
         self.tx
             .send(Message::Request(req))
-            .map_err(|_| self.shared.terminal_error().not_sent())?;
+            .map_err(|_| self.state.terminal_error().not_sent())?;
         Ok(rx)
     }
 
@@ -296,14 +293,14 @@ impl Lane {
     /// `target`. `None` when `target`'s id is unknown.
     pub(crate) fn unblock(&self, target: &Lane) -> Option<Result<(ReplyRx, Opener), Error>> {
         let (req, rx) = Self::unblock_request(target)?;
-        if self.shared.is_closing() {
+        if self.state.is_closing() {
             return Some(Err(Error::closed().not_sent()));
         }
         let gate = Arc::new(Gate::default());
         let opener = Opener::new(Arc::clone(&gate));
         // The control path: see `Lane::submit`.
         if self.tx.send(Message::Gated(req, gate)).is_err() {
-            return Some(Err(self.shared.terminal_error().not_sent()));
+            return Some(Err(self.state.terminal_error().not_sent()));
         }
         Some(Ok((rx, opener)))
     }
@@ -315,7 +312,7 @@ impl Lane {
         let (req, rx) = Self::unblock_request(target).ok_or_else(lost)?;
         let gate = opener.gate().ok_or_else(lost)?;
         gate.push_urgent(req)
-            .map_err(|_| self.shared.terminal_error().not_sent())?;
+            .map_err(|_| self.state.terminal_error().not_sent())?;
         Ok(rx)
     }
 
@@ -336,14 +333,14 @@ impl Lane {
         Some((req, rx))
     }
 
-    /// Which connection generation the lane is on (see `LaneShared::generation`).
+    /// Which connection generation the lane is on (see `LaneState::generation`).
     pub(crate) fn generation(&self) -> u64 {
-        self.shared.generation()
+        self.state.generation()
     }
 
     /// The error callers get once the lane has ended.
     pub(crate) fn terminal_error(&self) -> Error {
-        self.shared.terminal_error()
+        self.state.terminal_error()
     }
 
     /// Waits for the answer to a request queued with [`Lane::submit`].
@@ -353,24 +350,24 @@ impl Lane {
     ) -> Result<Reply, Error> {
         // A dropped reply sender means the driver ended without answering.
         rx.await
-            .unwrap_or_else(|_| Err(self.shared.terminal_error()))
+            .unwrap_or_else(|_| Err(self.state.terminal_error()))
     }
 
     /// The server's `CLIENT ID` for this connection, if the handshake could learn it.
     ///
     /// A lane that reconnected has a new id.
     pub fn client_id(&self) -> Option<i64> {
-        self.shared.client_id()
+        self.state.client_id()
     }
 
     /// A snapshot of this lane's counters.
     pub fn stats(&self) -> Stats {
-        self.shared.stats()
+        self.state.stats()
     }
 
     /// `true` once `close()` was called or the connection ended.
     pub fn is_closed(&self) -> bool {
-        self.shared.is_closing() || self.shared.has_ended()
+        self.state.is_closing() || self.state.has_ended()
     }
 
     /// Closes the lane gracefully: refuses new requests, lets everything already queued
@@ -384,20 +381,20 @@ impl Lane {
     /// Dropping the future does not stop the close: the lane keeps refusing new
     /// requests and its driver ends after the in-flight ones are answered.
     pub async fn close(&self) {
-        self.shared.start_closing();
+        self.state.start_closing();
         let (done, mut rx) = oneshot::channel();
         if self.tx.send(Message::Close(done)).is_err() {
             return; // The driver has already ended.
         }
-        if tokio::time::timeout(self.shared.close_timeout, &mut rx)
+        if tokio::time::timeout(self.state.close_timeout, &mut rx)
             .await
             .is_err()
         {
             tracing::warn!(
-                client_id = ?self.shared.client_id(),
+                client_id = ?self.state.client_id(),
                 "close timed out; cutting off requests still in flight"
             );
-            self.shared.abort();
+            self.state.abort();
             // The driver answers at once when it is polled; if nobody polls it (a
             // `pair()` driver that was never spawned) there is nothing more to wait for.
             let _ = tokio::time::timeout(std::time::Duration::from_secs(1), rx).await;
@@ -407,13 +404,13 @@ impl Lane {
     /// Closes the socket now, failing whatever is in flight with [`ErrorKind::Closed`].
     /// For a dedicated lane whose state can no longer be trusted.
     pub(crate) fn abort(&self) {
-        self.shared.start_closing();
-        self.shared.abort();
+        self.state.start_closing();
+        self.state.abort();
     }
 
     /// The database selected in the handshake.
     pub fn db(&self) -> i64 {
-        self.shared.db
+        self.state.db
     }
 }
 
@@ -436,7 +433,7 @@ impl ConnectionLike for Lane {
     }
 
     fn get_db(&self) -> i64 {
-        self.shared.db
+        self.state.db
     }
 }
 
@@ -488,10 +485,7 @@ pub(crate) fn pipeline_replies(
     offset: usize,
     reply: Reply,
 ) -> Result<Vec<Value>, Error> {
-    let mut values = match reply {
-        Reply::Many(values) => values,
-        Reply::One(value) => vec![value],
-    };
+    let mut values = reply.into_list();
     if !pipe.is_transaction() {
         return Ok(values);
     }

@@ -1,18 +1,26 @@
-//! A lane: one Redis connection, split into a cloneable handle ([`Lane`]) and the
-//! future that owns the socket ([`LaneDriver`]).
+//! Layer 2: a lane, one Redis connection, split into a cloneable handle ([`Lane`]) and
+//! the future that owns the socket ([`LaneDriver`]).
+//!
+//! - `handle.rs`: [`Lane`], queueing requests, the request shapes of the `redis` crate.
+//! - `driver.rs`: [`LaneDriver`], its states (up, down) and its end.
+//! - `conn.rs`: one connection: batching writes, decoding replies, FIFO matching.
+//! - `down.rs`: between connections: the reconnect and the requests waiting for it.
+//! - `request.rs`, `gate.rs`: what travels on the queue.
+//! - `limit.rs`: the in-flight bound; `state.rs`: what handle and driver both see.
 
+mod conn;
 mod down;
 mod driver;
 mod gate;
 mod handle;
 mod limit;
 mod request;
-mod shared;
+mod state;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
+use std::time::Duration;
 
-use bytes::BytesMut;
 use tokio::sync::mpsc;
 
 pub use driver::LaneDriver;
@@ -21,102 +29,78 @@ pub use handle::Lane;
 pub(crate) use handle::{empty_command, pipeline_replies, PackedPipeline, ReplyRx};
 pub(crate) use request::{Commit, Reply};
 
-use crate::config::LaneConfig;
-use crate::error::{Error, ErrorKind};
-use crate::resp::Decoder;
-use crate::{handshake, transport};
-use shared::LaneShared;
+use crate::connect::{self, ConnectOptions};
+use crate::error::Error;
+use crate::reconnect::ReconnectOptions;
+use state::LaneState;
 
-/// A connection that passed its handshake, ready for a driver.
-pub(crate) struct Session {
-    pub(crate) stream: transport::Stream,
-    pub(crate) decoder: Decoder,
-    /// Bytes read past the handshake's last reply.
-    pub(crate) read_buf: BytesMut,
-    pub(crate) hello: handshake::Handshake,
+/// What a lane takes: how to open its connection, and how it treats its requests.
+#[derive(Debug, Clone)]
+pub(crate) struct LaneOptions {
+    pub(crate) connect: Arc<ConnectOptions>,
+    pub(crate) max_in_flight: usize,
+    pub(crate) response_timeout: Option<Duration>,
+    pub(crate) close_timeout: Duration,
+    pub(crate) reconnect: ReconnectOptions,
+    /// Where RESP3 pushes go; `None` drops (and counts) them.
+    pub(crate) push_sender: Option<mpsc::Sender<redis::PushInfo>>,
 }
 
-/// Opens one connection and runs the handshake, bounded by the connect timeout.
-pub(crate) async fn connect(config: Arc<LaneConfig>) -> Result<Session, Error> {
-    let attempt = async {
-        let mut stream = transport::connect(&config.info.addr, config.tls.as_deref()).await?;
-        let mut decoder = Decoder::new(config.limits);
-        let mut read_buf = BytesMut::with_capacity(64 * 1024);
-        let hello = handshake::run(&mut stream, &config, &mut decoder, &mut read_buf).await?;
-        Ok::<_, Error>(Session {
-            stream,
-            decoder,
-            read_buf,
-            hello,
-        })
-    };
-    within_connect_timeout(&config, "", attempt).await
-}
-
-/// Runs `attempt` (a connect plus handshake) within the configured connect timeout, if
-/// any. `what` names the connection in the error (e.g. "the subscriber ").
-pub(crate) async fn within_connect_timeout<T>(
-    config: &LaneConfig,
-    what: &str,
-    attempt: impl std::future::Future<Output = Result<T, Error>>,
-) -> Result<T, Error> {
-    let Some(limit) = config.connect_timeout else {
-        return attempt.await;
-    };
-    tokio::time::timeout(limit, attempt).await.map_err(|_| {
-        Error::new(
-            ErrorKind::Connect,
-            format!(
-                "connecting {what}to {} timed out after {limit:?}{}",
-                config.info.addr,
-                crate::tls::timeout_hint(config)
-            ),
-        )
-    })?
+impl LaneOptions {
+    /// The options of a dedicated lane: no response timeout (its user decides how long
+    /// to wait, e.g. a blocking command's own timeout) and no push sender (pushes there
+    /// would only be client-tracking noise).
+    pub(crate) fn dedicated(&self) -> Self {
+        Self {
+            response_timeout: None,
+            push_sender: None,
+            ..self.clone()
+        }
+    }
 }
 
 /// Connects and returns the handle and driver of a lane that reconnects on its own when
-/// its connection breaks (unless the config turns that off): the shared lane.
+/// its connection breaks (unless its options turn that off): the shared lane.
 /// `generation` is the counter its reconnects bump; pools compare their lanes with it.
 pub(crate) async fn open(
-    config: Arc<LaneConfig>,
+    options: Arc<LaneOptions>,
     generation: Arc<AtomicU64>,
 ) -> Result<(Lane, LaneDriver), Error> {
-    let redial = config.reconnect.enabled.then(|| Arc::clone(&config));
-    build(config, generation, redial, true).await
+    let redial = options.reconnect.enabled.then(|| Arc::clone(&options));
+    build(options, generation, redial, true).await
 }
 
 /// Connects a dedicated lane: it ends when its connection breaks, and is stamped with
 /// the shared lane's `generation`, so a pool can tell it predates a reconnect.
 pub(crate) async fn open_dedicated(
-    config: Arc<LaneConfig>,
+    options: Arc<LaneOptions>,
     generation: u64,
 ) -> Result<(Lane, LaneDriver), Error> {
-    build(config, Arc::new(AtomicU64::new(generation)), None, false).await
+    build(options, Arc::new(AtomicU64::new(generation)), None, false).await
 }
 
 async fn build(
-    config: Arc<LaneConfig>,
+    options: Arc<LaneOptions>,
     generation: Arc<AtomicU64>,
-    redial: Option<Arc<LaneConfig>>,
+    redial: Option<Arc<LaneOptions>>,
     batching: bool,
 ) -> Result<(Lane, LaneDriver), Error> {
-    let session = connect(Arc::clone(&config)).await?;
-    let shared = Arc::new(LaneShared::new(
-        config.max_in_flight,
-        session.hello.client_id,
+    let session = connect::open(&options.connect, "").await?;
+    let state = Arc::new(LaneState::new(
+        options.max_in_flight,
+        session.client_id,
         generation,
-        config.info.db,
-        config.response_timeout,
-        config.close_timeout,
+        options.connect.info.db,
+        options.response_timeout,
+        options.close_timeout,
     ));
     let (tx, rx) = mpsc::unbounded_channel();
-    let lane = Lane::new(tx, Arc::clone(&shared));
+    let lane = Lane::new(tx, Arc::clone(&state));
     let driver = LaneDriver::new(
         session,
         rx,
-        shared,
-        config.push_sender.clone(),
+        state,
+        options.push_sender.clone(),
         redial,
         batching,
     );

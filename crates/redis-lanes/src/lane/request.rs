@@ -18,6 +18,24 @@ pub(crate) enum Reply {
     Many(Vec<Value>),
 }
 
+impl Reply {
+    /// The last reply: a single command's, or a pipeline's last (`Nil` for none).
+    pub(crate) fn into_last(self) -> Value {
+        match self {
+            Reply::One(value) => value,
+            Reply::Many(mut values) => values.pop().unwrap_or(Value::Nil),
+        }
+    }
+
+    /// Every reply kept, as a list.
+    pub(crate) fn into_list(self) -> Vec<Value> {
+        match self {
+            Reply::One(value) => vec![value],
+            Reply::Many(values) => values,
+        }
+    }
+}
+
 /// Where the driver sends the answer. Dropping it unanswered makes the caller see the
 /// lane's terminal error, so no caller ever waits forever.
 pub(crate) type ReplyTx = oneshot::Sender<Result<Reply, Error>>;

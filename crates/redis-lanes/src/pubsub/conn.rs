@@ -15,14 +15,14 @@ use std::task::{Context, Poll};
 use bytes::{Buf, BytesMut};
 use tokio::io::AsyncWrite;
 
-use super::connect::Opened;
 use super::driver::{Core, Next};
 use super::frame::{classify, Event};
 use super::message::Message;
 use super::shared::{Command, Expect, ReplyTx};
+use crate::connect::Session;
+use crate::connect::Stream;
 use crate::error::{Error, ErrorKind};
 use crate::resp::Decoder;
-use crate::transport::Stream;
 
 /// Read in chunks of at least this size.
 const READ_CHUNK: usize = 64 * 1024;
@@ -60,7 +60,7 @@ impl Conn {
     /// Takes over a fresh connection and queues the commands that restore `core`'s
     /// subscriptions. Reconnect callers are answered once they are all confirmed (at
     /// once when there is nothing to restore).
-    pub(super) fn new(opened: Opened, core: &mut Core) -> Self {
+    pub(super) fn new(opened: Session, core: &mut Core) -> Self {
         let mut conn = Self {
             stream: opened.stream,
             decoder: opened.decoder,

@@ -33,20 +33,20 @@ use tokio::sync::mpsc;
 use tokio::time::Sleep;
 
 use super::conn::Conn;
-use super::connect::{self, Opened};
 use super::shared::{Command, ReplyTx, Shared};
 use super::subs::Subscriptions;
-use crate::config::LaneConfig;
+use crate::connect::{self, Session};
 use crate::error::{Error, ErrorKind};
+use crate::lane::LaneOptions;
 use crate::reconnect::ReconnectOptions;
 
-type Connecting = Pin<Box<dyn Future<Output = Result<Opened, Error>> + Send>>;
+type Connecting = Pin<Box<dyn Future<Output = Result<Session, Error>> + Send>>;
 
 /// Everything the driver keeps across connections.
 pub(super) struct Core {
     pub(super) rx: mpsc::UnboundedReceiver<Command>,
     pub(super) shared: Arc<Shared>,
-    config: Arc<LaneConfig>,
+    config: Arc<LaneOptions>,
     /// What the server confirmed; restored on every new connection.
     pub(super) subs: Subscriptions,
     /// Callers of `reconnect()` waiting for the connection being opened and restored.
@@ -102,7 +102,7 @@ pub(super) enum Next {
     /// Open a new connection (asked for by `reconnect()`).
     Connect,
     /// The connection attempt succeeded.
-    Opened(Box<Opened>),
+    Opened(Box<Session>),
     /// The connection, or the attempt, ended with this error.
     Down(Error),
 }
@@ -115,10 +115,10 @@ pub(super) struct Driver {
 
 impl Driver {
     pub(super) fn new(
-        opened: Opened,
+        opened: Session,
         rx: mpsc::UnboundedReceiver<Command>,
         shared: Arc<Shared>,
-        config: Arc<LaneConfig>,
+        config: Arc<LaneOptions>,
     ) -> Self {
         let mut core = Core {
             rx,
@@ -160,7 +160,9 @@ impl Driver {
                 // The stream waits (rather than ends) while the new connection opens.
                 core.shared.inbox.set_open(true);
                 let config = Arc::clone(&core.config);
-                State::Connecting(Box::pin(async move { connect::open(&config).await }))
+                State::Connecting(Box::pin(async move {
+                    connect::open(&config.connect, "the subscriber ").await
+                }))
             }
             Next::Opened(opened) => State::Connected(Box::new(Conn::new(*opened, core))),
             Next::Down(cause) => {

@@ -11,14 +11,14 @@ use redis::ToRedisArgs;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::task::AbortOnDropHandle;
 
-use super::connect;
 use super::driver::Driver;
 use super::inbox::{Inbox, Totals};
 use super::message::Message;
 use super::shared::{Command, Expect, Shared};
 use super::subs::SubKind;
-use crate::config::LaneConfig;
+use crate::connect;
 use crate::error::{Error, ErrorKind};
+use crate::lane::LaneOptions;
 
 /// A dedicated pub/sub connection, and the stream of the messages it receives.
 ///
@@ -92,8 +92,11 @@ pub struct Subscriber {
 
 impl Subscriber {
     /// Opens the connection and spawns the driver.
-    pub(crate) async fn open(config: Arc<LaneConfig>, totals: Arc<Totals>) -> Result<Self, Error> {
-        let options = &config.pubsub;
+    pub(crate) async fn open(
+        config: Arc<LaneOptions>,
+        options: &super::SubscriberOptions,
+        totals: Arc<Totals>,
+    ) -> Result<Self, Error> {
         if options.buffer == 0 {
             return Err(Error::new(
                 ErrorKind::InvalidConfig,
@@ -108,7 +111,7 @@ impl Subscriber {
             )
         })?;
         let response_timeout = config.response_timeout;
-        let opened = connect::open(&config).await?;
+        let opened = connect::open(&config.connect, "the subscriber ").await?;
         let shared = Arc::new(Shared::new(Inbox::new(
             options.buffer,
             options.overflow,

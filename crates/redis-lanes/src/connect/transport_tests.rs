@@ -65,7 +65,12 @@ async fn reading_sends_ciphertext_a_write_left_behind() {
         .tls_ca_pem(ca_pem)
         .build()
         .unwrap();
-    let tls = config.tls.as_deref().expect("a rediss:// config has TLS");
+    let tls = config
+        .lane
+        .connect
+        .tls
+        .as_deref()
+        .expect("a rediss:// config has TLS");
     let socket = TcpSocket::new_v4().unwrap();
     socket.set_send_buffer_size(4096).unwrap();
     let tcp = socket.connect(addr).await.unwrap();

@@ -5,17 +5,11 @@ use bytes::BytesMut;
 use redis::{ServerError, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::config::{LaneConfig, Protocol};
+use super::transport::Stream;
+use super::ConnectOptions;
 use crate::error::{Error, ErrorKind};
 use crate::resp::{Decoder, Frame};
-use crate::transport::Stream;
-
-/// What the handshake learned about the connection.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Handshake {
-    /// `CLIENT ID` of the connection, when the server (and the ACL) allows asking.
-    pub(crate) client_id: Option<i64>,
-}
+use crate::url::{ConnectInfo, Protocol};
 
 /// One handshake command's job. Exclusive lanes re-run the steps after `RESET` and
 /// check each reply by its step.
@@ -28,9 +22,8 @@ pub(crate) enum Step {
     ClientId,
 }
 
-/// The handshake's commands for `config`, in the order they are sent.
-pub(crate) fn steps(config: &LaneConfig) -> Vec<(Step, redis::Cmd)> {
-    let info = &config.info;
+/// The handshake's commands for `info`, in the order they are sent.
+pub(crate) fn steps(info: &ConnectInfo) -> Vec<(Step, redis::Cmd)> {
     let mut steps = Vec::with_capacity(4);
     match info.protocol {
         Protocol::Resp3 => {
@@ -77,14 +70,15 @@ pub(crate) fn steps(config: &LaneConfig) -> Vec<(Step, redis::Cmd)> {
 /// Runs the handshake on a fresh stream. All steps are written in one batch and their
 /// replies read in order; the first refusal decides the error.
 ///
-/// Bytes read past the last handshake reply stay in `buf` for the driver.
+/// Bytes read past the last handshake reply stay in `buf` for the driver. Returns the
+/// connection's `CLIENT ID`, when the server (and the ACL) allows asking.
 pub(crate) async fn run(
     stream: &mut Stream,
-    config: &LaneConfig,
+    config: &ConnectOptions,
     decoder: &mut Decoder,
     buf: &mut BytesMut,
-) -> Result<Handshake, Error> {
-    let steps = steps(config);
+) -> Result<Option<i64>, Error> {
+    let steps = steps(&config.info);
     let mut packed = Vec::with_capacity(128);
     for (_, cmd) in &steps {
         cmd.write_packed_command(&mut packed);
@@ -108,14 +102,14 @@ pub(crate) async fn run(
     }
     match first_error {
         Some(err) => Err(err),
-        None => Ok(Handshake { client_id }),
+        None => Ok(client_id),
     }
 }
 
 /// The connection failed before the handshake finished. Over TLS 1.3 this is where a
 /// server that refuses the client's certificate says so (it checks it after the client
 /// considers the TLS handshake done), so a TLS alert is explained, not just passed on.
-fn lost(config: &LaneConfig, e: std::io::Error) -> Error {
+fn lost(config: &ConnectOptions, e: std::io::Error) -> Error {
     let message = config
         .tls
         .as_deref()
@@ -126,7 +120,7 @@ fn lost(config: &LaneConfig, e: std::io::Error) -> Error {
 
 async fn next_reply(
     stream: &mut Stream,
-    config: &LaneConfig,
+    config: &ConnectOptions,
     decoder: &mut Decoder,
     buf: &mut BytesMut,
 ) -> Result<Value, Error> {
@@ -182,7 +176,7 @@ fn is_auth_error(err: &ServerError) -> bool {
             .is_some_and(|d| d.contains("invalid password") || d.contains("invalid username"))
 }
 
-fn refusal(step: Step, err: &ServerError, config: &LaneConfig) -> Error {
+fn refusal(step: Step, err: &ServerError, config: &ConnectOptions) -> Error {
     let text = match err.details() {
         Some(details) => format!("{} {details}", err.code()),
         None => err.code().to_owned(),

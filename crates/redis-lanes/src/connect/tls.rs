@@ -18,14 +18,13 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::TlsConnector;
 
-use crate::config::{Builder, LaneConfig};
 use crate::error::{Error, ErrorKind};
 use crate::url::{Addr, ConnectInfo, REDACTED};
 
 /// PEM given to the builder, or the path of a file holding it, read when the client is
 /// built (so a bad path is an error of `connect`, like every other bad option).
 #[derive(Clone)]
-enum Pem {
+pub(crate) enum Pem {
     Bytes(Arc<[u8]>),
     File(PathBuf),
 }
@@ -56,15 +55,15 @@ impl fmt::Debug for Pem {
     }
 }
 
-/// The TLS options of a [`Builder`], set by the `tls_*` methods below.
+/// The TLS options of a [`Builder`](crate::Builder), set by its `tls_*` methods.
 #[derive(Clone, Default)]
 pub(crate) struct TlsOptions {
     /// Trusted CA certificates; when empty, the built-in web roots are trusted instead.
-    ca: Vec<Pem>,
+    pub(crate) ca: Vec<Pem>,
     /// The client's certificate chain and private key, for mutual TLS.
-    client_auth: Option<(Pem, Pem)>,
+    pub(crate) client_auth: Option<(Pem, Pem)>,
     /// The name the server's certificate must carry, instead of the URL's host.
-    server_name: Option<String>,
+    pub(crate) server_name: Option<String>,
 }
 
 impl TlsOptions {
@@ -85,85 +84,6 @@ impl fmt::Debug for TlsOptions {
             .field("client_key", &self.client_auth.as_ref().map(|_| REDACTED))
             .field("server_name", &self.server_name)
             .finish()
-    }
-}
-
-impl Builder {
-    /// Trusts the CA certificate(s) in `pem` to sign the server's certificate, instead of
-    /// the built-in web roots (Mozilla's, from the `webpki-roots` crate). Use it for a
-    /// private CA or a self-signed server certificate. Calling it again (or
-    /// [`Builder::tls_ca_file`]) adds more CAs.
-    ///
-    /// Needs a `rediss://` URL, as every `tls_*` option: on any other URL,
-    /// [`Builder::connect`] fails with [`ErrorKind::InvalidConfig`] rather than silently
-    /// connecting without TLS.
-    ///
-    /// PEM that holds no certificate, or a certificate that cannot be parsed, makes
-    /// [`Builder::connect`] fail with [`ErrorKind::InvalidConfig`].
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    /// let ca = std::fs::read("/etc/redis/tls/ca.crt")?;
-    /// let client = redis_lanes::Client::builder("rediss://cache.internal:6380")
-    ///     .tls_ca_pem(&ca)
-    ///     .connect()
-    ///     .await?;
-    /// # Ok(()) }
-    /// ```
-    pub fn tls_ca_pem(mut self, pem: impl AsRef<[u8]>) -> Self {
-        self.tls.ca.push(Pem::Bytes(pem.as_ref().into()));
-        self
-    }
-
-    /// Like [`Builder::tls_ca_pem`], with the PEM read from the file at `path` when the
-    /// builder connects. A file that cannot be read is an [`ErrorKind::InvalidConfig`]
-    /// error of [`Builder::connect`].
-    pub fn tls_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.tls.ca.push(Pem::File(path.into()));
-        self
-    }
-
-    /// Presents a client certificate for mutual TLS (a server run with
-    /// `tls-auth-clients yes`). `cert_chain` holds the client's certificate, optionally
-    /// followed by intermediates; `key` its private key (PKCS#8, PKCS#1 or SEC1 PEM).
-    ///
-    /// The key is never shown by `Debug`. PEM that cannot be parsed, or a key that does
-    /// not match the certificate, makes [`Builder::connect`] fail with
-    /// [`ErrorKind::InvalidConfig`].
-    pub fn tls_client_cert_pem(
-        mut self,
-        cert_chain: impl AsRef<[u8]>,
-        key: impl AsRef<[u8]>,
-    ) -> Self {
-        self.tls.client_auth = Some((
-            Pem::Bytes(cert_chain.as_ref().into()),
-            Pem::Bytes(key.as_ref().into()),
-        ));
-        self
-    }
-
-    /// Like [`Builder::tls_client_cert_pem`], with both read from files when the builder
-    /// connects.
-    pub fn tls_client_cert_files(
-        mut self,
-        cert_chain: impl Into<PathBuf>,
-        key: impl Into<PathBuf>,
-    ) -> Self {
-        self.tls.client_auth = Some((Pem::File(cert_chain.into()), Pem::File(key.into())));
-        self
-    }
-
-    /// Checks the server's certificate against `name` (and sends it as SNI) instead of
-    /// the URL's host: for connecting by IP address, or through a tunnel, to a server
-    /// whose certificate was issued for a DNS name. `name` may also be an IP address.
-    ///
-    /// A name that is neither a valid DNS name nor an IP address makes
-    /// [`Builder::connect`] fail with [`ErrorKind::InvalidConfig`].
-    pub fn tls_server_name(mut self, name: impl Into<String>) -> Self {
-        self.tls.server_name = Some(name.into());
-        self
     }
 }
 
@@ -258,7 +178,7 @@ pub(crate) fn build(info: &ConnectInfo, options: TlsOptions) -> Result<Option<Ar
 /// Appended to a connect timeout's message. A TLS client on a port without TLS waits for
 /// a handshake reply that never comes: Redis takes the ClientHello for the start of an
 /// inline command and waits for its end of line.
-pub(crate) fn timeout_hint(config: &LaneConfig) -> &'static str {
+pub(super) fn timeout_hint(config: &super::ConnectOptions) -> &'static str {
     match config.tls {
         Some(_) => " (over TLS: a port that does not speak TLS never answers the TLS handshake)",
         None => "",

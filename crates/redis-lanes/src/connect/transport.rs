@@ -10,8 +10,8 @@ use tokio::net::TcpStream;
 #[cfg(unix)]
 use tokio::net::UnixStream;
 
+use super::tls::Tls;
 use crate::error::{Error, ErrorKind};
-use crate::tls::Tls;
 use crate::url::Addr;
 
 /// One connected socket.

@@ -32,7 +32,7 @@ pub(crate) struct Counters {
 const NO_ID: i64 = i64::MIN;
 
 #[derive(Debug)]
-pub(crate) struct LaneShared {
+pub(crate) struct LaneState {
     pub(crate) counters: Counters,
     /// In-flight slots: a request holds one from before it is queued until it is
     /// answered, so waiting for a permit is the backpressure.
@@ -58,7 +58,7 @@ pub(crate) struct LaneShared {
     pub(crate) close_timeout: Duration,
 }
 
-impl LaneShared {
+impl LaneState {
     pub(crate) fn new(
         max_in_flight: usize,
         client_id: Option<i64>,

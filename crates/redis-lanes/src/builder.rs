@@ -1,85 +1,22 @@
-//! Client options and their builder.
+//! Layer 5: [`Builder`], every option of a client, and the checks that turn them into
+//! the layers' own options (`node::Config`).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use crate::blocking::{Orphan, OrphanHook};
+use crate::blocking::{BlockingOptions, Orphan};
 use crate::client::Client;
+use crate::connect::{ConnectOptions, Pem, TlsOptions};
 use crate::error::{Error, ErrorKind};
-use crate::lane::{self, Lane, LaneDriver};
+use crate::lane::{self, Lane, LaneDriver, LaneOptions};
+use crate::node::Config;
+use crate::pubsub::OverflowPolicy;
+use crate::reconnect::ReconnectOptions;
 use crate::resp::Limits;
-use crate::route::BlockingCommands;
-use crate::url::{self, ConnectInfo};
-
-/// The RESP protocol version a connection speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[non_exhaustive]
-pub enum Protocol {
-    /// RESP2, understood by every Redis server. The default.
-    #[default]
-    Resp2,
-    /// RESP3 (`HELLO 3`, Redis 6 and later): typed replies, and out-of-band push frames,
-    /// which redis-lanes keeps apart from replies.
-    Resp3,
-}
-
-/// Settings shared by every lane of one client. Built by [`Builder`].
-#[derive(Debug, Clone)]
-pub(crate) struct LaneConfig {
-    pub(crate) info: ConnectInfo,
-    /// `None`: connecting waits as long as the operating system does.
-    pub(crate) connect_timeout: Option<Duration>,
-    pub(crate) response_timeout: Option<Duration>,
-    pub(crate) max_in_flight: usize,
-    pub(crate) close_timeout: Duration,
-    pub(crate) limits: Limits,
-    pub(crate) push_sender: Option<mpsc::Sender<redis::PushInfo>>,
-    pub(crate) blocking: BlockingOptions,
-    pub(crate) exclusive: crate::exclusive::Options,
-    pub(crate) pubsub: crate::pubsub::Options,
-    pub(crate) reconnect: crate::reconnect::ReconnectOptions,
-    /// The TLS connector for a `rediss://` URL, built once and shared by every lane.
-    pub(crate) tls: Option<Arc<crate::tls::Tls>>,
-}
-
-/// Options of the blocking-lane pool.
-#[derive(Clone)]
-pub(crate) struct BlockingOptions {
-    pub(crate) max_lanes: usize,
-    pub(crate) idle_timeout: Duration,
-    pub(crate) acquire_timeout: Duration,
-    pub(crate) grace: Duration,
-    pub(crate) declared: BlockingCommands,
-    pub(crate) hook: Option<OrphanHook>,
-}
-
-impl std::fmt::Debug for BlockingOptions {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BlockingOptions")
-            .field("max_lanes", &self.max_lanes)
-            .field("idle_timeout", &self.idle_timeout)
-            .field("acquire_timeout", &self.acquire_timeout)
-            .field("grace", &self.grace)
-            .field("declared", &self.declared)
-            .field("hook", &self.hook.is_some())
-            .finish()
-    }
-}
-
-impl Default for BlockingOptions {
-    fn default() -> Self {
-        Self {
-            max_lanes: 64,
-            idle_timeout: Duration::from_secs(60),
-            acquire_timeout: Duration::from_secs(10),
-            grace: Duration::from_secs(2),
-            declared: BlockingCommands::new(),
-            hook: None,
-        }
-    }
-}
+use crate::url::{self, ConnectInfo, Protocol};
 
 /// Options for a [`Client`], starting from a connection URL.
 ///
@@ -111,14 +48,10 @@ pub struct Builder {
     limits: Limits,
     push_sender: Option<mpsc::Sender<redis::PushInfo>>,
     blocking: BlockingOptions,
-    /// Set by `impl Builder` blocks in `exclusive/`.
-    pub(crate) exclusive: crate::exclusive::Options,
-    /// Set by `impl Builder` blocks in `pubsub/`.
-    pub(crate) pubsub: crate::pubsub::Options,
-    /// Set by the `impl Builder` block in `reconnect.rs`.
-    pub(crate) reconnect: crate::reconnect::ReconnectOptions,
-    /// Set by the `impl Builder` block in `tls.rs`.
-    pub(crate) tls: crate::tls::TlsOptions,
+    exclusive: crate::exclusive::ExclusiveOptions,
+    pubsub: crate::pubsub::SubscriberOptions,
+    reconnect: ReconnectOptions,
+    tls: TlsOptions,
 }
 
 impl Builder {
@@ -313,11 +246,12 @@ impl Builder {
     ///
     /// The hook runs on a runtime thread: keep it short and do not block.
     pub fn on_orphan(mut self, hook: impl Fn(&Orphan) + Send + Sync + 'static) -> Self {
-        self.blocking.hook = Some(std::sync::Arc::new(hook));
+        self.blocking.hook = Some(Arc::new(hook));
         self
     }
 
-    pub(crate) fn build(self) -> Result<LaneConfig, Error> {
+    /// Checks every option and builds what each layer takes.
+    pub(crate) fn build(self) -> Result<Config, Error> {
         let info = self.info?;
         let invalid = |what: &str| Err(Error::new(ErrorKind::InvalidConfig, what.to_owned()));
         if info.db < 0 {
@@ -340,21 +274,24 @@ impl Builder {
         {
             return invalid("max_blocking_lanes must be at least 1");
         }
+        let max_exclusive = self.exclusive.max_lanes;
+        if max_exclusive == 0 || max_exclusive > tokio::sync::Semaphore::MAX_PERMITS {
+            return invalid("max_exclusive_lanes must be at least 1");
+        }
         self.reconnect.validate()?;
-        let tls = crate::tls::build(&info, self.tls)?;
-        Ok(LaneConfig {
-            info,
-            connect_timeout: self.connect_timeout,
-            response_timeout: self.response_timeout,
-            max_in_flight: self.max_in_flight,
-            close_timeout: self.close_timeout,
-            limits: self.limits,
-            push_sender: self.push_sender,
+        let connect = ConnectOptions::new(info, self.tls, self.limits, self.connect_timeout)?;
+        Ok(Config {
+            lane: Arc::new(LaneOptions {
+                connect: Arc::new(connect),
+                max_in_flight: self.max_in_flight,
+                response_timeout: self.response_timeout,
+                close_timeout: self.close_timeout,
+                reconnect: self.reconnect,
+                push_sender: self.push_sender,
+            }),
             blocking: self.blocking,
             exclusive: self.exclusive,
             pubsub: self.pubsub,
-            reconnect: self.reconnect,
-            tls,
         })
     }
 
@@ -368,7 +305,7 @@ impl Builder {
     /// within the connect timeout or its TLS certificate fails verification, [`ErrorKind::Auth`] when it refuses the credentials and
     /// [`ErrorKind::Handshake`] when it refuses the database, name or protocol.
     pub async fn connect(self) -> Result<Client, Error> {
-        Client::from_config(Arc::new(self.build()?)).await
+        Client::from_config(self.build()?).await
     }
 
     /// Connects one lane and returns its handle with its driver, unspawned.
@@ -380,6 +317,200 @@ impl Builder {
     ///
     /// As for [`Builder::connect`].
     pub async fn pair(self) -> Result<(Lane, LaneDriver), Error> {
-        lane::open(Arc::new(self.build()?), Arc::default()).await
+        lane::open(self.build()?.lane, Arc::default()).await
+    }
+}
+
+/// TLS (`rediss://`).
+impl Builder {
+    /// Trusts the CA certificate(s) in `pem` to sign the server's certificate, instead of
+    /// the built-in web roots (Mozilla's, from the `webpki-roots` crate). Use it for a
+    /// private CA or a self-signed server certificate. Calling it again (or
+    /// [`Builder::tls_ca_file`]) adds more CAs.
+    ///
+    /// Needs a `rediss://` URL, as every `tls_*` option: on any other URL,
+    /// [`Builder::connect`] fails with [`ErrorKind::InvalidConfig`] rather than silently
+    /// connecting without TLS.
+    ///
+    /// PEM that holds no certificate, or a certificate that cannot be parsed, makes
+    /// [`Builder::connect`] fail with [`ErrorKind::InvalidConfig`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let ca = std::fs::read("/etc/redis/tls/ca.crt")?;
+    /// let client = redis_lanes::Client::builder("rediss://cache.internal:6380")
+    ///     .tls_ca_pem(&ca)
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn tls_ca_pem(mut self, pem: impl AsRef<[u8]>) -> Self {
+        self.tls.ca.push(Pem::Bytes(pem.as_ref().into()));
+        self
+    }
+
+    /// Like [`Builder::tls_ca_pem`], with the PEM read from the file at `path` when the
+    /// builder connects. A file that cannot be read is an [`ErrorKind::InvalidConfig`]
+    /// error of [`Builder::connect`].
+    pub fn tls_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.tls.ca.push(Pem::File(path.into()));
+        self
+    }
+
+    /// Presents a client certificate for mutual TLS (a server run with
+    /// `tls-auth-clients yes`). `cert_chain` holds the client's certificate, optionally
+    /// followed by intermediates; `key` its private key (PKCS#8, PKCS#1 or SEC1 PEM).
+    ///
+    /// The key is never shown by `Debug`. PEM that cannot be parsed, or a key that does
+    /// not match the certificate, makes [`Builder::connect`] fail with
+    /// [`ErrorKind::InvalidConfig`].
+    pub fn tls_client_cert_pem(
+        mut self,
+        cert_chain: impl AsRef<[u8]>,
+        key: impl AsRef<[u8]>,
+    ) -> Self {
+        self.tls.client_auth = Some((
+            Pem::Bytes(cert_chain.as_ref().into()),
+            Pem::Bytes(key.as_ref().into()),
+        ));
+        self
+    }
+
+    /// Like [`Builder::tls_client_cert_pem`], with both read from files when the builder
+    /// connects.
+    pub fn tls_client_cert_files(
+        mut self,
+        cert_chain: impl Into<PathBuf>,
+        key: impl Into<PathBuf>,
+    ) -> Self {
+        self.tls.client_auth = Some((Pem::File(cert_chain.into()), Pem::File(key.into())));
+        self
+    }
+
+    /// Checks the server's certificate against `name` (and sends it as SNI) instead of
+    /// the URL's host: for connecting by IP address, or through a tunnel, to a server
+    /// whose certificate was issued for a DNS name. `name` may also be an IP address.
+    ///
+    /// A name that is neither a valid DNS name nor an IP address makes
+    /// [`Builder::connect`] fail with [`ErrorKind::InvalidConfig`].
+    pub fn tls_server_name(mut self, name: impl Into<String>) -> Self {
+        self.tls.server_name = Some(name.into());
+        self
+    }
+}
+
+/// Reconnect. The shared lane (and a [`Lane`](crate::Lane) from [`Builder::pair`])
+/// reconnects on its own when its connection breaks; dedicated lanes (blocking,
+/// exclusive) are never reconnected: they are discarded and the pool opens new ones.
+impl Builder {
+    /// Turns automatic reconnect of the shared connection on (the default) or off.
+    /// Off, a broken connection ends the client: every later call fails with
+    /// [`ErrorKind::ConnectionLost`].
+    pub fn reconnect(mut self, enabled: bool) -> Self {
+        self.reconnect.enabled = enabled;
+        self
+    }
+
+    /// The pause between reconnect attempts grows from `min` to `max`, doubling per
+    /// failed attempt, with random jitter. The first attempt after a break is made at
+    /// once, unless the previous connection broke within a second of being made.
+    /// Default: 50 ms to 5 s.
+    pub fn reconnect_backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.reconnect.min_delay = min;
+        self.reconnect.max_delay = max;
+        self
+    }
+
+    /// Gives up after this many failed attempts in a row; the client then fails every
+    /// call with [`ErrorKind::ConnectionLost`]. Default: `None`, never give up.
+    pub fn reconnect_max_attempts(mut self, attempts: Option<u32>) -> Self {
+        self.reconnect.max_attempts = attempts;
+        self
+    }
+
+    /// How long a command issued while the connection is down waits for it to come
+    /// back before it fails with [`ErrorKind::ConnectionLost`] (marked
+    /// [retry-safe](crate::Error::is_retry_safe): it was never sent). Zero fails at once;
+    /// see [`Builder::fail_fast`]. Default: 5 s.
+    pub fn disconnected_wait(mut self, wait: Duration) -> Self {
+        self.reconnect.wait = wait;
+        self
+    }
+
+    /// Commands issued while the connection is down fail at once instead of waiting
+    /// for it to come back. Same as `disconnected_wait(Duration::ZERO)`.
+    pub fn fail_fast(self) -> Self {
+        self.disconnected_wait(Duration::ZERO)
+    }
+
+    /// Opt-in: a command known to be read-only (`GET`, `HGETALL`, `XRANGE`, ...; a
+    /// pipeline only if all its commands are) whose connection broke while it was in
+    /// flight is sent once more after the reconnect, instead of failing with an
+    /// outcome-unknown error. Other commands are never re-sent. Default: off.
+    pub fn retry_read_only(mut self, enabled: bool) -> Self {
+        self.reconnect.retry_read_only = enabled;
+        self
+    }
+}
+
+/// Exclusive lanes and transactions.
+impl Builder {
+    /// Bounds the dedicated connections [`Client::exclusive`](crate::Client::exclusive)
+    /// (and [`Client::transaction`](crate::Client::transaction)) lease out. When all are
+    /// on loan, further callers wait their turn (first come, first served) for up to
+    /// [`Builder::exclusive_acquire_timeout`]. Must be at least 1. Default: 16.
+    pub fn max_exclusive_lanes(mut self, max: usize) -> Self {
+        self.exclusive.max_lanes = max;
+        self
+    }
+
+    /// How long [`Client::exclusive`](crate::Client::exclusive) waits for a free
+    /// exclusive lane before it fails with
+    /// [`ErrorKind::PoolTimeout`](crate::ErrorKind::PoolTimeout). Default: 10 s.
+    pub fn exclusive_acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.exclusive.acquire_timeout = timeout;
+        self
+    }
+
+    /// Closes exclusive lanes left idle this long. Default: 60 s.
+    pub fn exclusive_idle_timeout(mut self, idle: Duration) -> Self {
+        self.exclusive.idle_timeout = idle;
+        self
+    }
+
+    /// How many times [`Client::transaction`](crate::Client::transaction) runs its body
+    /// again after the first attempt, when a watched key changed (or the body returned
+    /// `Ok(None)`), before it gives up with
+    /// [`ErrorKind::TransactionConflict`](crate::ErrorKind::TransactionConflict).
+    /// `0` means a single attempt. Default: 16.
+    pub fn transaction_max_retries(mut self, retries: u32) -> Self {
+        self.exclusive.max_retries = retries;
+        self
+    }
+}
+
+/// The subscriber.
+impl Builder {
+    /// How many messages a [`Subscriber`] buffers for a consumer that is behind, before
+    /// its [`OverflowPolicy`] applies. Must be at least 1
+    /// ([`Client::subscriber`] fails with [`ErrorKind::InvalidConfig`] otherwise).
+    /// Default: 4096.
+    ///
+    /// The bound is in messages; their size is bounded by
+    /// [`Builder::max_bulk_len`].
+    ///
+    /// [`ErrorKind::InvalidConfig`]: crate::ErrorKind::InvalidConfig
+    pub fn subscriber_buffer(mut self, messages: usize) -> Self {
+        self.pubsub.buffer = messages;
+        self
+    }
+
+    /// What a [`Subscriber`] does with a message that arrives while its buffer is full.
+    /// Default: [`OverflowPolicy::DropNewest`].
+    pub fn subscriber_overflow(mut self, policy: OverflowPolicy) -> Self {
+        self.pubsub.overflow = policy;
+        self
     }
 }
