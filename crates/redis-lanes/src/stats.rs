@@ -1,4 +1,7 @@
-//! A snapshot of a client's counters, for dashboards and alerts.
+//! A snapshot of a client's counters, for dashboards and alerts, and the guard that
+//! keeps a waiter gauge true.
+
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 
 /// Counters and gauges of a [`Client`](crate::Client) or [`Lane`](crate::Lane).
 ///
@@ -70,4 +73,23 @@ pub struct Stats {
     /// Optimistic transactions that ran out of retries
     /// ([`ErrorKind::TransactionConflict`](crate::ErrorKind::TransactionConflict)).
     pub transaction_conflicts: u64,
+}
+
+/// Counts a caller as waiting for exactly as long as it waits, also when its future is
+/// dropped mid-wait. `SeqCst`: the in-flight bound reads the count to decide whether a
+/// release must wake someone, so the increment must be seen before the waiter sleeps.
+#[derive(Debug)]
+pub(crate) struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    pub(crate) fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, SeqCst);
+        Self(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, SeqCst);
+    }
 }

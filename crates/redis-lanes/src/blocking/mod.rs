@@ -2,11 +2,14 @@
 //! the server answers (`BLPOP`, `XREAD ... BLOCK`, `WAIT`, ...), cancelled on the server
 //! when their caller gives up, without losing data that raced the cancel.
 //!
-//! - `call.rs`: one blocking call and its cancel guard (the `Drop` side of the contract).
+//! - `call.rs`: one blocking call on a pooled lane; what a call sent.
+//! - `guard.rs`: the cancel guard (the `Drop` side of the contract), for pooled lanes
+//!   and exclusive leases alike.
 //! - `recover.rs`: what happens after a cancel: the late reply, the restore, the report.
 //! - `orphan.rs`: the pure plan for putting raced data back.
 
 mod call;
+pub(crate) mod guard;
 mod orphan;
 mod recover;
 
@@ -20,8 +23,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub(crate) use call::{run, Commands};
+pub(crate) use guard::Holder;
 pub use orphan::OrphanOutcome;
-pub(crate) use recover::{handle_replies, read_late, report_unrecoverable, Sent, Unblock};
 
 use crate::lane::LaneOptions;
 use crate::pool::{Pool, PoolConfig};

@@ -9,6 +9,8 @@ use redis::Value;
 use super::orphan::{self, OrphanOutcome, Plan};
 use super::{Blocking, Orphan};
 use crate::error::Error;
+use tokio::sync::oneshot;
+
 use crate::lane::{Lane, Opener, Reply, ReplyRx};
 use crate::pool::Lease;
 use crate::route::{self, Route};
@@ -36,15 +38,55 @@ const RETRY_PAUSE_MAX: Duration = Duration::from_millis(20);
 /// Longest wait for a command that puts raced data back.
 pub(crate) const RESTORE_LIMIT: Duration = Duration::from_secs(10);
 
+/// Where a cancelled call's lane goes once its fate is known.
+pub(crate) enum Target {
+    /// A blocking-pool lane: back to the pool when clean, closed otherwise.
+    Pool(Lease),
+    /// An exclusive lease's lane: closed if unclean; either way `done` tells the lease
+    /// it may send again.
+    Lease {
+        lane: Lane,
+        done: oneshot::Sender<()>,
+    },
+}
+
+impl Target {
+    fn lane(&self) -> Option<&Lane> {
+        match self {
+            Target::Pool(lease) => lease.lane(),
+            Target::Lease { lane, .. } => Some(lane),
+        }
+    }
+
+    fn clean(self) {
+        match self {
+            Target::Pool(lease) => lease.release(),
+            Target::Lease { done, .. } => drop(done),
+        }
+    }
+
+    fn close(self) {
+        match self {
+            Target::Pool(lease) => lease.discard(),
+            Target::Lease { lane, done } => {
+                lane.abort();
+                drop(done);
+            }
+        }
+    }
+}
+
+/// After a written blocking call was cancelled: confirms the unblock, reads the late
+/// reply, then returns or closes the lane and puts back raced data.
 pub(crate) async fn recover(
-    lease: Lease,
+    target: Target,
     late: ReplyRx,
     unblock: Unblock,
     sent: Sent,
     shared: Lane,
     blocking: Arc<Blocking>,
 ) {
-    let Some(lane) = lease.lane().cloned() else {
+    let Some(lane) = target.lane().cloned() else {
         return;
     };
     let abandoned = blocking.abandon.clone();
@@ -56,13 +98,13 @@ pub(crate) async fn recover(
     match outcome {
         Ok(reply) => {
             // Contract, rule 3: the late reply is read; the lane is clean again.
-            lease.release();
+            target.clean();
             handle_replies(&blocking, &shared, &sent, reply).await;
         }
         Err(why) => {
             // Contract, rule 5: without CLIENT UNBLOCK, closing the socket is what
             // releases the blocked client; a raced reply is lost with it.
-            lease.discard();
+            target.close();
             report_unrecoverable(&blocking, &sent, &why);
         }
     }
@@ -82,7 +124,7 @@ pub(crate) async fn recover(
 ///
 /// `Err` carries the reason the contract's fallback applies: the caller must close the
 /// lane and report the command with [`report_unrecoverable`].
-pub(crate) async fn read_late(
+async fn read_late(
     lane: &Lane,
     shared: &Lane,
     mut late: ReplyRx,
@@ -165,7 +207,7 @@ fn unblock_answer(
 
 /// Counts, traces and hands to the hook a cancelled command whose reply could not be
 /// inspected because its lane had to be closed.
-pub(crate) fn report_unrecoverable(blocking: &Blocking, sent: &Sent, why: &str) {
+fn report_unrecoverable(blocking: &Blocking, sent: &Sent, why: &str) {
     use std::sync::atomic::Ordering::Relaxed;
     blocking.counters.fallbacks.fetch_add(1, Relaxed);
     blocking.counters.count(OrphanOutcome::Unrecoverable);
@@ -186,7 +228,7 @@ pub(crate) fn report_unrecoverable(blocking: &Blocking, sent: &Sent, why: &str) 
 }
 
 /// Puts back (or reports) the data a cancelled command's late reply carried.
-pub(crate) async fn handle_replies(blocking: &Blocking, shared: &Lane, sent: &Sent, reply: Reply) {
+async fn handle_replies(blocking: &Blocking, shared: &Lane, sent: &Sent, reply: Reply) {
     for (args, value) in pair_replies(sent, reply) {
         handle_orphan(blocking, shared, args, value).await;
     }

@@ -11,6 +11,8 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
+use crate::stats::Waiting;
+
 #[derive(Debug)]
 pub(crate) struct Limit {
     used: AtomicUsize,
@@ -84,8 +86,7 @@ impl Limit {
             // Registered before the re-check below, so a release between the check
             // and the await cannot be missed.
             notified.as_mut().enable();
-            self.waiters.fetch_add(1, SeqCst);
-            let _waiting = Waiting(&self.waiters);
+            let _waiting = Waiting::new(&self.waiters);
             if self.closed.load(SeqCst) {
                 return Err(Closed);
             }
@@ -114,15 +115,6 @@ impl Limit {
     /// Slots in use: requests queued or awaiting their reply.
     pub(crate) fn in_use(&self) -> usize {
         self.used.load(SeqCst)
-    }
-}
-
-/// Counts a waiter for as long as it waits, also when its future is dropped.
-struct Waiting<'a>(&'a AtomicUsize);
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, SeqCst);
     }
 }
 

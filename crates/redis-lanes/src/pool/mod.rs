@@ -6,15 +6,19 @@
 //! was read, so a lane is never handed out still blocked on the server or with a stale
 //! reply in its socket.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+mod idle;
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, ErrorKind};
 use crate::lane::{self, Lane, LaneOptions};
+use crate::stats::Waiting;
+use idle::IdleLanes;
 
 /// Pool settings, from the client's builder.
 #[derive(Debug, Clone)]
@@ -29,12 +33,6 @@ pub(crate) struct PoolConfig {
 }
 
 #[derive(Debug)]
-struct Idle {
-    lane: Lane,
-    since: Instant,
-}
-
-#[derive(Debug)]
 pub(crate) struct Pool {
     /// The lanes' own options: the shared lane's, with the response timeout off (a
     /// dedicated
@@ -43,10 +41,8 @@ pub(crate) struct Pool {
     config: PoolConfig,
     /// One permit per lane that may exist; FIFO, so waiters are served in order.
     permits: Arc<Semaphore>,
-    /// Open lanes not in use, most recently used last.
-    idle: Mutex<Vec<Idle>>,
+    idle: IdleLanes,
     waiters: AtomicUsize,
-    closed: AtomicBool,
     /// The shared lane's connection generation. A lane opened under an older one
     /// predates a reconnect (perhaps a restarted or failed-over server): it is closed,
     /// never handed out again.
@@ -75,9 +71,8 @@ impl Pool {
             lane_config: Arc::new(lane_config.dedicated()),
             permits: Arc::new(Semaphore::new(config.max_lanes)),
             config,
-            idle: Mutex::new(Vec::new()),
+            idle: IdleLanes::default(),
             waiters: AtomicUsize::new(0),
-            closed: AtomicBool::new(false),
             generation,
             reaper_stop: CancellationToken::new(),
         });
@@ -93,7 +88,7 @@ impl Pool {
     /// [`ErrorKind::PoolTimeout`] when no lane frees up within the acquire timeout;
     /// [`ErrorKind::Closed`] after `close`; connect errors from opening a lane.
     pub(crate) async fn acquire(self: &Arc<Self>) -> Result<Lease, Error> {
-        if self.closed.load(Relaxed) {
+        if self.idle.is_closed() {
             return Err(Error::closed().not_sent());
         }
         let permit = match Arc::clone(&self.permits).try_acquire_owned() {
@@ -165,7 +160,7 @@ impl Pool {
             };
             let retry = options.enabled
                 && err.kind() == ErrorKind::Connect
-                && !self.closed.load(Relaxed)
+                && !self.idle.is_closed()
                 && in_time;
             if !retry {
                 return Err(err);
@@ -176,52 +171,24 @@ impl Pool {
     }
 
     fn pop_idle(&self) -> Option<Lane> {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        while let Some(entry) = idle.pop() {
-            // A lane whose connection died while idle, or that predates a reconnect of
-            // the shared lane, is dropped (which closes it), not handed out.
-            if self.is_current(&entry.lane) {
-                return Some(entry.lane);
-            }
-        }
-        None
+        // A lane whose connection died while idle, or that predates a reconnect of the
+        // shared lane, is dropped (which closes it), not handed out.
+        self.idle.pop(|lane| self.is_current(lane))
     }
 
     fn put_back(&self, lane: Lane) {
-        // `closed` is read under the lock that `close()` sets it under, so a lane can
-        // never slip into the idle list after `close()` emptied it.
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if self.closed.load(Relaxed) || !self.is_current(&lane) {
-            return;
-        }
-        // After a reconnect of the shared lane, idle lanes from before it are closed
-        // now rather than when the reaper or a lease gets to them.
-        idle.retain(|entry| self.is_current(&entry.lane));
-        idle.push(Idle {
-            lane,
-            since: Instant::now(),
-        });
+        self.idle.put_back(lane, |lane| self.is_current(lane));
     }
 
     fn is_current(&self, lane: &Lane) -> bool {
         !lane.is_closed() && lane.generation() == self.generation.load(Relaxed)
     }
 
-    /// Closes idle lanes unused for longer than the idle timeout.
-    fn reap(&self) {
-        let cutoff = self.config.idle_timeout;
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        // Dropping the `Lane` ends its driver, which closes the socket.
-        idle.retain(|entry| entry.since.elapsed() < cutoff);
-    }
-
     /// Refuses new leases and closes every idle lane. Lanes on loan close when their
     /// lease ends.
     pub(crate) fn close(&self) {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        self.closed.store(true, Relaxed);
+        self.idle.close();
         self.permits.close();
-        idle.clear();
         self.reaper_stop.cancel();
     }
 
@@ -232,7 +199,7 @@ impl Pool {
     }
 
     pub(crate) fn idle_count(&self) -> usize {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.idle.len()
     }
 
     pub(crate) fn waiters(&self) -> usize {
@@ -291,27 +258,10 @@ fn spawn_reaper(pool: &Arc<Pool>) {
                 () = tokio::time::sleep(period) => {}
             }
             let Some(pool) = weak.upgrade() else { return };
-            if pool.closed.load(Relaxed) {
+            if pool.idle.is_closed() {
                 return;
             }
-            pool.reap();
+            pool.idle.reap(pool.config.idle_timeout);
         }
     });
-}
-
-/// Counts a caller waiting for a lane for exactly as long as it waits, including when
-/// its future is dropped mid-wait.
-struct Waiting<'a>(&'a AtomicUsize);
-
-impl<'a> Waiting<'a> {
-    fn new(count: &'a AtomicUsize) -> Self {
-        count.fetch_add(1, Relaxed);
-        Self(count)
-    }
-}
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Relaxed);
-    }
 }
