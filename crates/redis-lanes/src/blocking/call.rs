@@ -10,7 +10,7 @@ use super::recover::Sent;
 use super::Blocking;
 use crate::error::Error;
 use crate::lane::{Commit, Lane, PackedPipeline, Reply, ReplyRx};
-use crate::route::Block;
+use crate::route::{self, Block, BlockKind, BlockingCommands, Route};
 
 /// What the caller sent: one command, or a pipeline with the replies it keeps.
 #[derive(Debug, Clone, Copy)]
@@ -68,8 +68,10 @@ impl Commands<'_> {
     }
 
     /// An owned copy of the commands' arguments, for the recovery that outlives the
-    /// caller. Only made on the cancel path.
-    pub(crate) fn to_sent(self) -> Sent {
+    /// caller, with each command's kind: `kind` for a single command, as routed; for a
+    /// pipeline, whose route has one kind only, each command's own. Only made on the
+    /// cancel path.
+    pub(crate) fn to_sent(self, kind: BlockKind, declared: &BlockingCommands) -> Sent {
         fn args(cmd: &Cmd) -> Vec<Vec<u8>> {
             cmd.args_iter()
                 .filter_map(|arg| match arg {
@@ -81,10 +83,18 @@ impl Commands<'_> {
         match self {
             Commands::One(cmd) => Sent {
                 commands: vec![args(cmd)],
+                kinds: vec![Some(kind)],
                 atomic: false,
             },
             Commands::Pipe { pipe, .. } => Sent {
                 commands: pipe.cmd_iter().map(args).collect(),
+                kinds: pipe
+                    .cmd_iter()
+                    .map(|cmd| match route::classify_cmd(cmd, declared) {
+                        Route::Blocking(block) => Some(block.kind),
+                        _ => None,
+                    })
+                    .collect(),
                 atomic: pipe.is_transaction(),
             },
         }

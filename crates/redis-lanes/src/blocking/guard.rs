@@ -15,7 +15,7 @@ use super::Blocking;
 use crate::error::Error;
 use crate::lane::{Commit, Lane, Reply, ReplyRx};
 use crate::pool::Lease;
-use crate::route::Block;
+use crate::route::{Block, BlockKind};
 
 /// Who has the lane the call runs on.
 pub(crate) enum Holder<'a> {
@@ -98,6 +98,7 @@ pub(crate) async fn call(
     };
     let mut guard = CancelGuard {
         _tracked: tracked,
+        kind: block.kind,
         holder: Some(holder),
         late: Some(late),
         commit,
@@ -140,6 +141,8 @@ struct CancelGuard<'a, 'h> {
     /// `Drop::drop` has handed a cancel over to a tracked recovery, so `close()` never
     /// sees a gap between the call and its recovery.
     _tracked: TaskTrackerToken,
+    /// What the router found the call to be; the recovery plans restores by it.
+    kind: BlockKind,
     holder: Option<Holder<'h>>,
     late: Option<ReplyRx>,
     commit: Arc<Commit>,
@@ -167,7 +170,7 @@ impl Drop for CancelGuard<'_, '_> {
             holder.into_target(),
             late,
             unblock,
-            self.commands.to_sent(),
+            self.commands.to_sent(self.kind, &self.blocking.declared),
             self.shared.clone(),
             Arc::clone(self.blocking),
         );

@@ -30,6 +30,8 @@
 
 use redis::{Cmd, Value};
 
+use crate::route::BlockKind;
+
 /// What happened to the reply of a blocking command that was cancelled too late, after
 /// the server had already served it.
 ///
@@ -60,7 +62,7 @@ pub enum OrphanOutcome {
 
 /// The plan for one late reply of a cancelled blocking command.
 #[derive(Debug)]
-pub(crate) enum Plan {
+pub(crate) enum RestorePlan {
     /// The reply carries no data (nil, timeout, error, an empty reply, or a command that
     /// removes nothing such as `XREAD` or `WAIT`): nothing to do.
     Nothing,
@@ -94,37 +96,34 @@ return 1
 ";
 
 /// Decides what to do with the late `reply` of the blocking command `args` (its name
-/// first, then its arguments, as sent).
+/// first, then its arguments, as sent), of the `kind` the router found it to be.
 ///
-/// Command names are matched case-insensitively. Commands this module does not know,
-/// including user-declared blocking commands, are planned as [`Plan::Report`] when the
-/// reply is non-nil (we cannot know what they removed) and [`Plan::Nothing`] otherwise.
-/// A nil, error or empty reply is [`Plan::Nothing`] for every command. Never panics.
-pub(crate) fn plan(args: &[&[u8]], reply: &Value) -> Plan {
+/// User-declared blocking commands are planned as [`RestorePlan::Report`] when the reply is
+/// non-nil (we cannot know what they removed) and [`RestorePlan::Nothing`] otherwise. A nil,
+/// error or empty reply is [`RestorePlan::Nothing`] for every command. Never panics.
+pub(crate) fn plan(kind: BlockKind, args: &[&[u8]], reply: &Value) -> RestorePlan {
     let reply = bare(reply);
     if carries_nothing(reply) {
-        return Plan::Nothing;
+        return RestorePlan::Nothing;
     }
-    let Some(name) = args.first() else {
-        return Plan::Report;
-    };
-    let restore = match name.to_ascii_uppercase().as_slice() {
-        b"BLPOP" => list_pop(args, reply, "LPUSH"),
-        b"BRPOP" => list_pop(args, reply, "RPUSH"),
-        b"BLMPOP" => list_multi_pop(args, reply),
-        b"BZPOPMIN" | b"BZPOPMAX" => zset_pop(args, reply),
-        b"BZMPOP" => zset_multi_pop(args, reply),
-        b"BLMOVE" => move_back(args, args.get(3).copied(), args.get(4).copied(), reply),
+    use BlockKind as K;
+    let restore = match kind {
+        K::Blpop => list_pop(args, reply, "LPUSH"),
+        K::Brpop => list_pop(args, reply, "RPUSH"),
+        K::Blmpop => list_multi_pop(args, reply),
+        K::Bzpopmin | K::Bzpopmax => zset_pop(args, reply),
+        K::Bzmpop => zset_multi_pop(args, reply),
+        K::Blmove => move_back(args, args.get(3).copied(), args.get(4).copied(), reply),
         // BRPOPLPUSH is BLMOVE source destination RIGHT LEFT.
-        b"BRPOPLPUSH" => move_back(args, Some(b"RIGHT"), Some(b"LEFT"), reply),
-        b"XREADGROUP" => return stream_group_read(reply),
-        b"XREAD" | b"WAIT" | b"WAITAOF" => return Plan::Nothing,
-        _ => return Plan::Report,
+        K::Brpoplpush => move_back(args, Some(b"RIGHT"), Some(b"LEFT"), reply),
+        K::Xreadgroup => return stream_group_read(reply),
+        K::Xread | K::Wait | K::Waitaof => return RestorePlan::Nothing,
+        K::UserDeclared => return RestorePlan::Report,
     };
-    restore.unwrap_or(Plan::Report)
+    restore.unwrap_or(RestorePlan::Report)
 }
 
-/// Reads the reply of a [`Plan::Restore`] command.
+/// Reads the reply of a [`RestorePlan::Restore`] command.
 ///
 /// A conditional restore (the `BLMOVE` reversal) is [`OrphanOutcome::Restored`] only if
 /// it returned 1. An unconditional one (a push or `ZADD NX`) is restored when it returned
@@ -213,7 +212,7 @@ fn score(value: &Value) -> Option<Vec<u8>> {
 }
 
 /// `BLPOP key... timeout` / `BRPOP key... timeout` reply `[key, element]`.
-fn list_pop(args: &[&[u8]], reply: &Value, push: &str) -> Option<Plan> {
+fn list_pop(args: &[&[u8]], reply: &Value, push: &str) -> Option<RestorePlan> {
     let keys = args.get(1..args.len().checked_sub(1)?)?;
     let [key, element] = array(reply)? else {
         return None;
@@ -225,7 +224,7 @@ fn list_pop(args: &[&[u8]], reply: &Value, push: &str) -> Option<Plan> {
 }
 
 /// `BLMPOP timeout numkeys key... LEFT|RIGHT [COUNT n]` reply `[key, [e1, e2, ...]]`.
-fn list_multi_pop(args: &[&[u8]], reply: &Value) -> Option<Plan> {
+fn list_multi_pop(args: &[&[u8]], reply: &Value) -> Option<RestorePlan> {
     let (keys, direction) = counted_keys(args)?;
     let push = if is_word(direction, "LEFT") {
         "LPUSH"
@@ -252,7 +251,7 @@ fn list_multi_pop(args: &[&[u8]], reply: &Value) -> Option<Plan> {
 }
 
 /// `BZPOPMIN|BZPOPMAX key... timeout` reply `[key, member, score]`.
-fn zset_pop(args: &[&[u8]], reply: &Value) -> Option<Plan> {
+fn zset_pop(args: &[&[u8]], reply: &Value) -> Option<RestorePlan> {
     let keys = args.get(1..args.len().checked_sub(1)?)?;
     let [key, member, popped_score] = array(reply)? else {
         return None;
@@ -267,7 +266,7 @@ fn zset_pop(args: &[&[u8]], reply: &Value) -> Option<Plan> {
 }
 
 /// `BZMPOP timeout numkeys key... MIN|MAX [COUNT n]` reply `[key, [[member, score], ...]]`.
-fn zset_multi_pop(args: &[&[u8]], reply: &Value) -> Option<Plan> {
+fn zset_multi_pop(args: &[&[u8]], reply: &Value) -> Option<RestorePlan> {
     let (keys, which) = counted_keys(args)?;
     if !is_word(which, "MIN") && !is_word(which, "MAX") {
         return None;
@@ -298,7 +297,7 @@ fn move_back(
     wherefrom: Option<&[u8]>,
     whereto: Option<&[u8]>,
     reply: &Value,
-) -> Option<Plan> {
+) -> Option<RestorePlan> {
     let (source, destination) = (args.get(1)?, args.get(2)?);
     let element = bulk(reply)?;
     let mut cmd = redis::cmd("EVAL");
@@ -309,7 +308,7 @@ fn move_back(
         .arg(element)
         .arg(direction(wherefrom?)?)
         .arg(direction(whereto?)?);
-    Some(Plan::Restore {
+    Some(RestorePlan::Restore {
         cmd,
         conditional: true,
     })
@@ -326,8 +325,8 @@ fn direction(word: &[u8]) -> Option<&'static str> {
     }
 }
 
-fn restore(cmd: Cmd) -> Plan {
-    Plan::Restore {
+fn restore(cmd: Cmd) -> RestorePlan {
+    RestorePlan::Restore {
         cmd,
         conditional: false,
     }
@@ -338,7 +337,7 @@ fn restore(cmd: Cmd) -> Plan {
 /// consumer until acknowledged, so the server already keeps them; acknowledging or
 /// re-adding them ourselves would break the group's at-least-once contract. Only a reply
 /// whose every entry list is empty (re-reading an empty history) carries nothing.
-fn stream_group_read(reply: &Value) -> Plan {
+fn stream_group_read(reply: &Value) -> RestorePlan {
     let all_empty = match reply {
         Value::Array(streams) => streams.iter().all(|stream| {
             matches!(array(stream), Some([name, entries])
@@ -350,9 +349,9 @@ fn stream_group_read(reply: &Value) -> Plan {
         _ => false,
     };
     if all_empty {
-        Plan::Nothing
+        RestorePlan::Nothing
     } else {
-        Plan::Report
+        RestorePlan::Report
     }
 }
 

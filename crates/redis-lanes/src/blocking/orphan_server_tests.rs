@@ -9,7 +9,7 @@ use redis::aio::MultiplexedConnection;
 use redis::Value;
 use redis_lanes_testkit::RedisServer;
 
-use super::super::{outcome_of, plan, OrphanOutcome, Plan};
+use super::super::{outcome_of, plan, OrphanOutcome, RestorePlan};
 
 const PROTOCOLS: [(&str, &str); 2] = [("", "resp=2"), ("?protocol=resp3", "resp=3")];
 
@@ -38,10 +38,10 @@ async fn run(con: &mut MultiplexedConnection, words: &[&str]) -> Value {
 }
 
 /// Runs a blocking command for real and returns its reply and the plan for it.
-async fn pop(con: &mut MultiplexedConnection, words: &[&str]) -> (Value, Plan) {
+async fn pop(con: &mut MultiplexedConnection, words: &[&str]) -> (Value, RestorePlan) {
     let reply = run(con, words).await;
     let args: Vec<&[u8]> = words.iter().map(|w| w.as_bytes()).collect();
-    let planned = plan(&args, &reply);
+    let planned = plan(super::kind_of(&args), &args, &reply);
     (reply, planned)
 }
 
@@ -51,8 +51,12 @@ async fn pop_and_restore(con: &mut MultiplexedConnection, words: &[&str]) -> Orp
     restore(con, planned, &reply).await
 }
 
-async fn restore(con: &mut MultiplexedConnection, planned: Plan, reply: &Value) -> OrphanOutcome {
-    let Plan::Restore { cmd, conditional } = planned else {
+async fn restore(
+    con: &mut MultiplexedConnection,
+    planned: RestorePlan,
+    reply: &Value,
+) -> OrphanOutcome {
+    let RestorePlan::Restore { cmd, conditional } = planned else {
         panic!("expected a restore for {reply:?}, got {planned:?}");
     };
     let restore_reply: Value = cmd.query_async(con).await.unwrap();
@@ -278,7 +282,10 @@ async fn stream_group_entries_are_reported_and_stay_pending() {
             ">",
         ];
         let (_, planned) = pop(&mut con, &read).await;
-        assert!(matches!(planned, Plan::Report), "{protocol:?} {planned:?}");
+        assert!(
+            matches!(planned, RestorePlan::Report),
+            "{protocol:?} {planned:?}"
+        );
         let pending = run(&mut con, &["XPENDING", "s", "g"]).await;
         assert!(
             matches!(&pending, Value::Array(v) if v[0] == Value::Int(2)),
@@ -286,7 +293,10 @@ async fn stream_group_entries_are_reported_and_stay_pending() {
         );
         // Nothing new: the block times out with nil.
         let (reply, planned) = pop(&mut con, &read).await;
-        assert!(matches!(planned, Plan::Nothing), "{protocol:?} {reply:?}");
+        assert!(
+            matches!(planned, RestorePlan::Nothing),
+            "{protocol:?} {reply:?}"
+        );
         // Another consumer's empty history: one empty entry list per stream.
         let history = [
             "XREADGROUP",
@@ -300,7 +310,10 @@ async fn stream_group_entries_are_reported_and_stay_pending() {
             "0",
         ];
         let (reply, planned) = pop(&mut con, &history).await;
-        assert!(matches!(planned, Plan::Nothing), "{protocol:?} {reply:?}");
+        assert!(
+            matches!(planned, RestorePlan::Nothing),
+            "{protocol:?} {reply:?}"
+        );
         // NOACK entries are reported too, but the server keeps no pending record of them.
         run(&mut con, &["XADD", "s", "1-3", "f", "x"]).await;
         let noack = [
@@ -316,7 +329,10 @@ async fn stream_group_entries_are_reported_and_stay_pending() {
             ">",
         ];
         let (_, planned) = pop(&mut con, &noack).await;
-        assert!(matches!(planned, Plan::Report), "{protocol:?} {planned:?}");
+        assert!(
+            matches!(planned, RestorePlan::Report),
+            "{protocol:?} {planned:?}"
+        );
         let pending = run(&mut con, &["XPENDING", "s", "g"]).await;
         assert!(
             matches!(&pending, Value::Array(v) if v[0] == Value::Int(2)),
@@ -342,7 +358,7 @@ async fn reads_without_side_effects_need_nothing() {
         for words in commands {
             let (reply, planned) = pop(&mut con, words).await;
             assert!(
-                matches!(planned, Plan::Nothing),
+                matches!(planned, RestorePlan::Nothing),
                 "{protocol:?} {words:?} {reply:?}"
             );
         }
@@ -366,6 +382,6 @@ async fn an_unblocked_pop_needs_nothing() {
         }
         let (reply, planned) = waiter.await.unwrap();
         assert_eq!(reply, Value::Nil, "{protocol:?}");
-        assert!(matches!(planned, Plan::Nothing), "{protocol:?}");
+        assert!(matches!(planned, RestorePlan::Nothing), "{protocol:?}");
     }
 }

@@ -7,7 +7,7 @@
 
 use redis::{Arg, Value};
 
-use super::{outcome_of, plan, OrphanOutcome, Plan, UNDO_MOVE};
+use super::{outcome_of, plan, OrphanOutcome, RestorePlan, UNDO_MOVE};
 
 fn b(text: &str) -> Value {
     Value::BulkString(text.as_bytes().to_vec())
@@ -17,15 +17,25 @@ fn arr(items: Vec<Value>) -> Value {
     Value::Array(items)
 }
 
-fn plan_of(command: &str, reply: &Value) -> Plan {
+/// The plan for `command` (its kind as the router finds it; user-declared when the
+/// router does not know it as blocking).
+fn plan_of(command: &str, reply: &Value) -> RestorePlan {
     let args: Vec<&[u8]> = command.split_whitespace().map(str::as_bytes).collect();
-    plan(&args, reply)
+    plan(kind_of(&args), &args, reply)
+}
+
+pub(super) fn kind_of(args: &[&[u8]]) -> crate::route::BlockKind {
+    use crate::route::{classify, BlockKind, BlockingCommands, Route};
+    match classify(args.iter().copied(), &BlockingCommands::new()) {
+        Route::Blocking(block) => block.kind,
+        _ => BlockKind::UserDeclared,
+    }
 }
 
 /// The restore command as space-separated words (the `BLMOVE` script shown as `UNDO`),
 /// and whether it is conditional; panics on any other plan.
 fn restore_of(command: &str, reply: &Value) -> (String, bool) {
-    let Plan::Restore { cmd, conditional } = plan_of(command, reply) else {
+    let RestorePlan::Restore { cmd, conditional } = plan_of(command, reply) else {
         panic!("{command} {reply:?}: expected a restore");
     };
     let words: Vec<String> = cmd
@@ -39,11 +49,11 @@ fn restore_of(command: &str, reply: &Value) -> (String, bool) {
     (words.join(" "), conditional)
 }
 
-fn kind(plan: &Plan) -> &'static str {
+fn kind(plan: &RestorePlan) -> &'static str {
     match plan {
-        Plan::Nothing => "nothing",
-        Plan::Restore { .. } => "restore",
-        Plan::Report => "report",
+        RestorePlan::Nothing => "nothing",
+        RestorePlan::Restore { .. } => "restore",
+        RestorePlan::Report => "report",
     }
 }
 

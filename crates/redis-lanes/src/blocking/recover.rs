@@ -6,19 +6,21 @@ use std::time::Duration;
 
 use redis::Value;
 
-use super::orphan::{self, OrphanOutcome, Plan};
+use super::orphan::{self, OrphanOutcome, RestorePlan};
 use super::{Blocking, Orphan};
 use crate::error::Error;
 use tokio::sync::oneshot;
 
 use crate::lane::{Lane, Opener, Reply, ReplyRx};
 use crate::pool::Lease;
-use crate::route::{self, Route};
+use crate::route::BlockKind;
 
 /// The cancelled commands, owned, for planning the restore.
 #[derive(Debug)]
 pub(crate) struct Sent {
     pub(crate) commands: Vec<Vec<Vec<u8>>>,
+    /// Each command's kind as the router found it; `None` for one that does not block.
+    pub(crate) kinds: Vec<Option<BlockKind>>,
     pub(crate) atomic: bool,
 }
 
@@ -229,13 +231,19 @@ fn report_unrecoverable(blocking: &Blocking, sent: &Sent, why: &str) {
 
 /// Puts back (or reports) the data a cancelled command's late reply carried.
 async fn handle_replies(blocking: &Blocking, shared: &Lane, sent: &Sent, reply: Reply) {
-    for (args, value) in pair_replies(sent, reply) {
-        handle_orphan(blocking, shared, args, value).await;
+    for ((args, kind), value) in pair_replies(sent, reply) {
+        // Only blocking commands can have raced their cancel.
+        if let Some(kind) = kind {
+            handle_orphan(blocking, shared, args, kind, value).await;
+        }
     }
 }
 
 /// Pairs each blocking command with its own reply.
-fn pair_replies(sent: &Sent, reply: Reply) -> Vec<(&Vec<Vec<u8>>, Value)> {
+/// One cancelled command, its kind (`None`: it does not block) and its late reply.
+type Raced<'a> = ((&'a Vec<Vec<u8>>, Option<BlockKind>), Value);
+
+fn pair_replies(sent: &Sent, reply: Reply) -> Vec<Raced<'_>> {
     let values = match (reply, sent.atomic) {
         (reply @ Reply::One(_), _) => reply.into_list(),
         // An atomic pipeline's last reply is EXEC's: one entry per command, or nil if
@@ -246,24 +254,27 @@ fn pair_replies(sent: &Sent, reply: Reply) -> Vec<(&Vec<Vec<u8>>, Value)> {
         },
         (Reply::Many(values), false) => values,
     };
-    sent.commands.iter().zip(values).collect()
+    sent.commands
+        .iter()
+        .zip(sent.kinds.iter().copied())
+        .zip(values)
+        .collect()
 }
 
-async fn handle_orphan(blocking: &Blocking, shared: &Lane, args: &[Vec<u8>], value: Value) {
+async fn handle_orphan(
+    blocking: &Blocking,
+    shared: &Lane,
+    args: &[Vec<u8>],
+    kind: BlockKind,
+    value: Value,
+) {
     let words: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
-    // Only blocking commands can have raced their cancel.
-    if !matches!(
-        route::classify(words.iter().copied(), &blocking.declared),
-        Route::Blocking(_)
-    ) {
-        return;
-    }
-    let plan = orphan::plan(&words, &value);
+    let plan = orphan::plan(kind, &words, &value);
     let outcome = match (&blocking.hook, plan) {
-        (_, Plan::Nothing) => return,
+        (_, RestorePlan::Nothing) => return,
         // A hook takes the data instead of the default restore.
-        (Some(_), _) | (None, Plan::Report) => OrphanOutcome::Reported,
-        (None, Plan::Restore { cmd, conditional }) => {
+        (Some(_), _) | (None, RestorePlan::Report) => OrphanOutcome::Reported,
+        (None, RestorePlan::Restore { cmd, conditional }) => {
             let restore = tokio::time::timeout(RESTORE_LIMIT, shared.send(&cmd));
             let failed = |why: String| {
                 tracing::warn!(error = %why, "restoring raced data failed");

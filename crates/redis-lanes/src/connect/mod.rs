@@ -11,6 +11,7 @@ mod tls;
 mod transport;
 
 use std::future::Future;
+use std::sync::atomic::{AtomicI64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,6 +57,28 @@ impl ConnectOptions {
             limits,
             connect_timeout,
         })
+    }
+}
+
+/// The `CLIENT ID` of a connection that may be replaced (a reconnect gets a new one),
+/// readable from any thread. Redis numbers clients from 1, so 0 stands for "unknown"
+/// (an ACL that denies `CLIENT ID`).
+#[derive(Debug, Default)]
+pub(crate) struct ClientIdCell(AtomicI64);
+
+impl ClientIdCell {
+    const UNKNOWN: i64 = 0;
+
+    pub(crate) fn new(id: Option<i64>) -> Self {
+        Self(AtomicI64::new(id.unwrap_or(Self::UNKNOWN)))
+    }
+
+    pub(crate) fn get(&self) -> Option<i64> {
+        Some(self.0.load(Relaxed)).filter(|&id| id != Self::UNKNOWN)
+    }
+
+    pub(crate) fn set(&self, id: Option<i64>) {
+        self.0.store(id.unwrap_or(Self::UNKNOWN), Relaxed);
     }
 }
 

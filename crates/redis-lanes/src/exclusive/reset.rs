@@ -33,16 +33,16 @@ enum Check {
 }
 
 /// The reset commands, packed, with how to check each reply.
-struct Plan {
+struct ResetPlan {
     bytes: Vec<u8>,
     checks: Vec<Check>,
 }
 
 /// Leaves the bytes out: after `RESET` they replay the handshake, `AUTH` and password
 /// included.
-impl std::fmt::Debug for Plan {
+impl std::fmt::Debug for ResetPlan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Plan")
+        f.debug_struct("ResetPlan")
             .field("bytes", &self.bytes.len())
             .field("checks", &self.checks)
             .finish()
@@ -52,7 +52,7 @@ impl std::fmt::Debug for Plan {
 /// `RESET` and the handshake again where the server has it; otherwise what an older
 /// server allows: leave `MULTI`, drop watches, restore database and name. `DISCARD` comes
 /// first because inside `MULTI` every other command would only be queued.
-fn plan(config: &LaneOptions, has_reset: bool, track: &Track) -> Plan {
+fn plan(config: &LaneOptions, has_reset: bool, track: &Track) -> ResetPlan {
     let mut cmds = Vec::new();
     if has_reset {
         // RESET also drops authentication, protocol, database and name: the lane's own
@@ -84,7 +84,7 @@ fn plan(config: &LaneOptions, has_reset: bool, track: &Track) -> Plan {
     for (_, cmd) in &cmds {
         cmd.write_packed_command(&mut bytes);
     }
-    Plan {
+    ResetPlan {
         bytes,
         checks: cmds.into_iter().map(|(check, _)| check).collect(),
     }

@@ -59,16 +59,7 @@ pub(super) fn classify_pipeline(
     let mut blocking: Option<Block> = None;
     for cmd in pipe.cmd_iter() {
         if let Some(next) = classify_cmd(cmd, declared, queued)? {
-            blocking = Some(match blocking {
-                None => next,
-                Some(first) => Block {
-                    timeout: first
-                        .timeout
-                        .zip(next.timeout)
-                        .and_then(|(a, b)| a.checked_add(b)),
-                    kind: first.kind,
-                },
-            });
+            blocking = Some(Block::then(blocking, next));
         }
     }
     Ok(blocking)

@@ -1,4 +1,12 @@
 //! The handle side of a lane: cheap to clone, sends requests to the driver.
+//!
+//! Its ways in, by who uses them:
+//! - users of a bare [`Lane`]: `send` and `send_pipeline`, which refuse what would
+//!   corrupt a shared connection;
+//! - the crate's layers above, which routed the request already: `send_unrouted` and
+//!   `send_pipeline_unrouted` (both through the in-flight bound);
+//! - a dedicated lane's one request: `submit` (its pool is the bound);
+//! - the control path: `unblock`, and `unblock_again` ahead of its gate.
 
 use std::fmt;
 use std::sync::atomic::Ordering::Relaxed;
@@ -132,7 +140,7 @@ impl Lane {
 
     /// Queues packed bytes and waits for their replies. No routing check: callers
     /// inside the crate decide where a request may go.
-    pub(crate) async fn request(
+    async fn request(
         &self,
         bytes: Vec<u8>,
         frames: usize,

@@ -2,13 +2,14 @@
 //! queue: if it did, the driver would keep its own queue open and never notice that the
 //! last handle is gone.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::task::AtomicWaker;
 
 use super::limit::Limit;
+use crate::connect::ClientIdCell;
 use crate::error::Error;
 use crate::stats::Stats;
 
@@ -28,9 +29,6 @@ pub(crate) struct Counters {
     pub(crate) reconnects: AtomicU64,
 }
 
-/// `CLIENT ID` values are positive; this marks "not known" (an ACL denied asking).
-const NO_ID: i64 = i64::MIN;
-
 #[derive(Debug)]
 pub(crate) struct LaneState {
     pub(crate) counters: Counters,
@@ -45,7 +43,7 @@ pub(crate) struct LaneState {
     abort: AtomicBool,
     pub(crate) abort_waker: AtomicWaker,
     /// The connection's `CLIENT ID`; replaced when the lane reconnects.
-    client_id: AtomicI64,
+    client_id: ClientIdCell,
     /// Which connection the lane is on: bumped by every reconnect. A dedicated lane
     /// stores the shared lane's generation it was opened under, so a connection from
     /// before a break is recognised and discarded; shared through an `Arc` so pools can
@@ -74,7 +72,7 @@ impl LaneState {
             closing: AtomicBool::new(false),
             abort: AtomicBool::new(false),
             abort_waker: AtomicWaker::new(),
-            client_id: AtomicI64::new(client_id.unwrap_or(NO_ID)),
+            client_id: ClientIdCell::new(client_id),
             generation,
             connected: AtomicBool::new(true),
             db,
@@ -84,8 +82,7 @@ impl LaneState {
     }
 
     pub(crate) fn client_id(&self) -> Option<i64> {
-        let id = self.client_id.load(Relaxed);
-        (id != NO_ID).then_some(id)
+        self.client_id.get()
     }
 
     pub(crate) fn generation(&self) -> u64 {
@@ -103,7 +100,7 @@ impl LaneState {
 
     /// The driver is on a new connection: a new generation with its own `CLIENT ID`.
     pub(crate) fn set_reconnected(&self, client_id: Option<i64>) {
-        self.client_id.store(client_id.unwrap_or(NO_ID), Relaxed);
+        self.client_id.set(client_id);
         self.generation.fetch_add(1, Relaxed);
         self.counters.reconnects.fetch_add(1, Relaxed);
         self.connected.store(true, Relaxed);

@@ -18,7 +18,7 @@ use tokio::io::AsyncWrite;
 use super::driver::{Core, Next};
 use super::frame::{classify, Event};
 use super::message::Message;
-use super::shared::{Command, Expect, ReplyTx};
+use super::state::{Command, Expect, ReplyTx};
 use crate::connect::Session;
 use crate::connect::Stream;
 use crate::error::{Error, ErrorKind};

@@ -33,7 +33,7 @@ use tokio::sync::mpsc;
 use tokio::time::Sleep;
 
 use super::conn::Conn;
-use super::shared::{Command, ReplyTx, Shared};
+use super::state::{Command, ReplyTx, SubscriberState};
 use super::subs::Subscriptions;
 use crate::connect::{self, Session};
 use crate::error::{Error, ErrorKind};
@@ -45,7 +45,7 @@ type Connecting = Pin<Box<dyn Future<Output = Result<Session, Error>> + Send>>;
 /// Everything the driver keeps across connections.
 pub(super) struct Core {
     pub(super) rx: mpsc::UnboundedReceiver<Command>,
-    pub(super) shared: Arc<Shared>,
+    pub(super) shared: Arc<SubscriberState>,
     config: Arc<LaneOptions>,
     /// What the server confirmed; restored on every new connection.
     pub(super) subs: Subscriptions,
@@ -117,7 +117,7 @@ impl Driver {
     pub(super) fn new(
         opened: Session,
         rx: mpsc::UnboundedReceiver<Command>,
-        shared: Arc<Shared>,
+        shared: Arc<SubscriberState>,
         config: Arc<LaneOptions>,
     ) -> Self {
         let mut core = Core {

@@ -7,7 +7,7 @@
 //! - `inbox.rs`: the bounded buffer between the driver and the stream.
 //! - `overflow.rs`: [`OverflowPolicy`], what a full buffer does.
 //! - `subs.rs`: the confirmed subscriptions, by kind, and how to restore them.
-//! - `shared.rs`: the commands and state the handle and the driver share.
+//! - `state.rs`: the commands and state the handle and the driver share.
 //! - `message.rs`: [`Message`].
 
 mod conn;
@@ -16,7 +16,7 @@ mod frame;
 mod inbox;
 mod message;
 mod overflow;
-mod shared;
+mod state;
 mod subs;
 mod subscriber;
 

@@ -14,7 +14,7 @@ use tokio_util::task::AbortOnDropHandle;
 use super::driver::Driver;
 use super::inbox::{Inbox, Totals};
 use super::message::Message;
-use super::shared::{Command, Expect, Shared};
+use super::state::{Command, Expect, SubscriberState};
 use super::subs::SubKind;
 use crate::connect;
 use crate::error::{Error, ErrorKind};
@@ -81,7 +81,7 @@ use crate::lane::LaneOptions;
 /// running.
 pub struct Subscriber {
     tx: mpsc::UnboundedSender<Command>,
-    shared: Arc<Shared>,
+    shared: Arc<SubscriberState>,
     /// The client's response timeout, applied to each command's confirmation.
     response_timeout: Option<Duration>,
     /// Aborts the driver's task when the subscriber is dropped. The driver would also
@@ -112,7 +112,7 @@ impl Subscriber {
         })?;
         let response_timeout = config.response_timeout;
         let opened = connect::open(&config.connect, "the subscriber ").await?;
-        let shared = Arc::new(Shared::new(Inbox::new(
+        let shared = Arc::new(SubscriberState::new(Inbox::new(
             options.buffer,
             options.overflow,
             totals,

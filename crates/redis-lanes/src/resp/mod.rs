@@ -1,4 +1,4 @@
-//! Incremental RESP2 + RESP3 decoding (and a small encoder for tests and fake servers).
+//! Incremental RESP2 + RESP3 decoding (and, for its tests, a small encoder).
 //!
 //! Decoding is split in two linear passes so that a reply arriving in many small reads is
 //! never rescanned:
@@ -15,7 +15,8 @@ use std::fmt;
 
 use bytes::{Buf, BytesMut};
 
-pub(crate) mod encode;
+#[cfg(test)]
+mod encode;
 pub(crate) mod parse;
 pub(crate) mod scan;
 

@@ -44,6 +44,25 @@ pub(crate) struct Block {
     pub(crate) kind: BlockKind,
 }
 
+impl Block {
+    /// The block of a pipeline so far (`first`, if any) followed by `next`: they run
+    /// one after another, so the timeouts add up; none if either has none. The kind is
+    /// the first blocking command's.
+    pub(crate) fn then(first: Option<Block>, next: Block) -> Block {
+        match first {
+            None => next,
+            Some(first) => Block {
+                // An overflowing sum (beyond 500 billion years) is as good as forever.
+                timeout: first
+                    .timeout
+                    .zip(next.timeout)
+                    .and_then(|(a, b)| a.checked_add(b)),
+                kind: first.kind,
+            },
+        }
+    }
+}
+
 /// Which blocking command a [`Block`] is. Cancellation needs it to put back data that a
 /// cancelled command popped anyway (a list pop is undone differently from a move).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -322,20 +341,7 @@ pub(crate) fn classify_pipeline(pipe: &Pipeline, declared: &BlockingCommands) ->
     for cmd in pipe.cmd_iter() {
         match classify_cmd(cmd, declared) {
             refused @ Route::Refused(_) => return refused,
-            Route::Blocking(next) => {
-                blocking = Some(match blocking {
-                    None => next,
-                    Some(first) => Block {
-                        // An overflowing sum (beyond 500 billion years) is as good as
-                        // forever.
-                        timeout: first
-                            .timeout
-                            .zip(next.timeout)
-                            .and_then(|(a, b)| a.checked_add(b)),
-                        kind: first.kind,
-                    },
-                });
-            }
+            Route::Blocking(next) => blocking = Some(Block::then(blocking, next)),
             Route::Shared => {}
         }
     }

@@ -2,12 +2,13 @@
 //! the state both read (the message buffer, the connection's id, gauges for `Debug`).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 
 use tokio::sync::oneshot;
 
 use super::inbox::Inbox;
 use super::subs::{SubKind, Subscriptions};
+use crate::connect::ClientIdCell;
 use crate::error::Error;
 
 /// Where the driver answers a command.
@@ -58,32 +59,29 @@ impl Expect {
     }
 }
 
-/// `CLIENT ID`s start at 1, so 0 stands for "unknown" in the atomic.
-const NO_ID: i64 = 0;
-
 /// The state the handle reads and the driver writes.
 #[derive(Debug)]
-pub(super) struct Shared {
+pub(super) struct SubscriberState {
     pub(super) inbox: Inbox,
-    client_id: AtomicI64,
+    client_id: ClientIdCell,
     /// The connection is up and every subscription restored.
     connected: AtomicBool,
     /// How many subscriptions of each kind the server confirmed (for `Debug`).
     counts: [AtomicUsize; 3],
 }
 
-impl Shared {
+impl SubscriberState {
     pub(super) fn new(inbox: Inbox) -> Self {
         Self {
             inbox,
-            client_id: AtomicI64::new(NO_ID),
+            client_id: ClientIdCell::default(),
             connected: AtomicBool::new(false),
             counts: Default::default(),
         }
     }
 
     pub(super) fn set_connection(&self, connected: bool, client_id: Option<i64>) {
-        self.client_id.store(client_id.unwrap_or(NO_ID), Relaxed);
+        self.client_id.set(client_id);
         self.connected.store(connected, Relaxed);
     }
 
@@ -92,7 +90,7 @@ impl Shared {
     }
 
     pub(super) fn client_id(&self) -> Option<i64> {
-        Some(self.client_id.load(Relaxed)).filter(|&id| id != NO_ID)
+        self.client_id.get()
     }
 
     pub(super) fn is_connected(&self) -> bool {
