@@ -17,6 +17,8 @@ use crate::pubsub::OverflowPolicy;
 use crate::reconnect::ReconnectOptions;
 use crate::resp::Limits;
 use crate::url::{self, ConnectInfo, Protocol};
+#[cfg(doc)] // For the documentation's links.
+use crate::Subscriber;
 
 /// Options for a [`Client`], starting from a connection URL.
 ///

@@ -13,6 +13,8 @@ use crate::exclusive::{self, Exclusive};
 use crate::node::{Config, Core};
 use crate::pubsub::Subscriber;
 use crate::stats::Stats;
+#[cfg(doc)] // For the documentation's links.
+use crate::{ErrorKind, Lane};
 
 /// An async Redis client: a cheap, cloneable handle that every task can share.
 ///

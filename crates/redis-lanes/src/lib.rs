@@ -22,22 +22,22 @@
 //!
 //! # Layout
 //!
-//! - [`Client`] (`client.rs`): the public handle; ties lanes together.
-//! - [`Lane`] and [`LaneDriver`] (`lane/`): one connection, split into a cloneable
-//!   handle and the future that owns the socket, as hyper splits `SendRequest` from
-//!   `Connection`. [`Builder::pair`] hands out both for users who spawn the driver.
-//! - `route/`: which commands may share a connection and which block, decided from
-//!   the name and arguments by a pure function.
-//! - `blocking/`: blocking calls on dedicated lanes, the cancel guard and the recovery
-//!   of replies that raced a cancel; `pool.rs`: the bounded pool of dedicated lanes.
-//! - `exclusive/`: leased lanes ([`Exclusive`]) for `WATCH`/`MULTI`/`SELECT`, reset
-//!   before reuse, and [`Client::transaction`].
-//! - `pubsub/`: the [`Subscriber`], a dedicated pub/sub connection with a bounded buffer.
-//! - `resp/`: an incremental RESP2/RESP3 decoder into [`redis::Value`] with limits on
-//!   bulk length, nesting depth and frame size.
-//! - `handshake.rs`, `transport.rs`, `url.rs`, `config.rs`: connecting; `tls.rs`: TLS;
-//!   `reconnect.rs` and `lane/down.rs`: the reconnect policy and the disconnected state.
-//! - [`Error`] (`error.rs`): one opaque error with [`ErrorKind`].
+//! Layers, each importing only those below it (`docs/DESIGN.md`, "Layers"):
+//!
+//! 0. Pure: [`Error`] (`error.rs`), `resp/` (an incremental RESP2/RESP3 decoder with
+//!    limits), `route/` (which commands share a connection, which block, which are
+//!    refused), `url.rs` (URLs, [`Protocol`]), [`Stats`] (`stats.rs`), `reconnect.rs`
+//!    (the backoff policy).
+//! 1. `connect/`: transport (TCP, TLS, Unix), handshake, behind one `open()`.
+//! 2. `lane/`: one connection, a cloneable [`Lane`] and the [`LaneDriver`] that owns
+//!    the socket, as hyper splits `SendRequest` from `Connection`
+//!    ([`Builder::pair`] hands out both).
+//! 3. `pool/`: a bounded pool of dedicated lanes.
+//! 4. `node.rs`: one server's `Core` (shared lane, pools, generation, counters) and the
+//!    services built on it: `blocking/` (blocking lanes, the cancel guard, recovery of
+//!    raced data), `exclusive/` ([`Exclusive`] leases, transactions), `pubsub/` (the
+//!    [`Subscriber`]).
+//! 5. [`Client`] (`client.rs`), a handle over one `Core`, and [`Builder`] (`builder.rs`).
 //!
 //! # TLS
 //!

@@ -14,6 +14,8 @@ use crate::error::{Error, ErrorKind};
 use crate::lane::Lane;
 use crate::node::Core;
 use crate::pool::Lease;
+#[cfg(doc)] // For the documentation's links.
+use crate::Client;
 
 /// A dedicated connection leased from the client's pool of exclusive lanes, for
 /// commands that keep per-connection state: `WATCH`, `MULTI`/`EXEC`/`DISCARD`, `SELECT`,

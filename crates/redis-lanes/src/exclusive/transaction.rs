@@ -7,6 +7,8 @@ use redis::{Pipeline, RedisError, ToRedisArgs, Value};
 
 use super::Exclusive;
 use crate::error::{Error, ErrorKind};
+#[cfg(doc)] // For the documentation's links.
+use crate::Client;
 
 impl Exclusive {
     /// [`Client::transaction`] on this lease: the same loop, then `UNWATCH` (as

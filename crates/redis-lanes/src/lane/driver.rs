@@ -43,7 +43,7 @@ const STABLE: Duration = Duration::from_secs(1);
 /// # Drop behavior
 ///
 /// Dropping the driver closes the socket at once. Requests in flight or queued are
-/// answered with an error of kind [`ErrorKind::Closed`]; later requests fail the same way.
+/// answered with an error of kind [`ErrorKind::Closed`](crate::ErrorKind::Closed); later requests fail the same way.
 #[must_use = "the lane does nothing unless its driver is polled (e.g. tokio::spawn(driver))"]
 pub struct LaneDriver {
     inner: Option<DriverState>,
