@@ -39,6 +39,14 @@ async fn duration_max_is_forever_not_a_panic() {
     let mut side = common::side(&server).await;
     let id = client.client_id().expect("id");
     assert_eq!(common::kill_client(&mut side, id).await, 1);
+    // A command written before the client reads the kill's EOF fails, outcome unknown
+    // (that is the contract, tested elsewhere); here the point is the reconnect.
+    let back = common::eventually(GENEROUS, || {
+        let reconnects = client.stats().reconnects;
+        async move { reconnects >= 1 }
+    })
+    .await;
+    assert!(back, "{:?}", client.stats());
     let got: String = tokio::time::timeout(GENEROUS, conn.get("k"))
         .await
         .expect("answered after the reconnect")
