@@ -139,7 +139,7 @@ impl Core {
                     other => other,
                 }
             }
-            Route::Refused(why) => Err(Error::new(ErrorKind::Refused, why)),
+            Route::Refused(refusal) => Err(refusal.error()),
             Route::Blocking(block) => self.blocking_call(Commands::One(cmd), block).await,
         }
     }
@@ -176,7 +176,7 @@ impl Core {
                     other => other,
                 }
             }
-            Route::Refused(why) => Err(Error::new(ErrorKind::Refused, why)),
+            Route::Refused(refusal) => Err(refusal.error()),
             Route::Blocking(block) => {
                 let commands = Commands::Pipe {
                     pipe,
@@ -197,8 +197,8 @@ impl Core {
         timeout: Option<Duration>,
     ) -> Result<Value, Error> {
         self.check_open()?;
-        if let Route::Refused(why) = route::classify_cmd(cmd, &self.blocking.declared) {
-            return Err(Error::new(ErrorKind::Refused, why));
+        if let Route::Refused(refusal) = route::classify_cmd(cmd, &self.blocking.declared) {
+            return Err(refusal.error());
         }
         let block = Block {
             timeout,

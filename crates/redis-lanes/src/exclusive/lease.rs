@@ -142,10 +142,11 @@ impl Exclusive {
     /// command is cancelled on the server.
     pub async fn send(&mut self, cmd: &Cmd) -> Result<Value, Error> {
         self.core.check_open()?;
-        let block = route::classify_cmd(cmd, self.declared(), self.track.maybe_in_multi)?;
+        let routed = route::classify_cmd(cmd, self.declared(), self.track.maybe_in_multi)?;
+        let changes = Option::as_slice(&routed.change);
         self.settle().await;
-        self.track.before([cmd]);
-        let reply = match block {
+        self.track.before(changes);
+        let reply = match routed.block {
             Some(block) => blocking::run(self, Commands::One(cmd), block)
                 .await?
                 .into_last(),
@@ -155,7 +156,7 @@ impl Exclusive {
             }
         };
         let ok = !matches!(reply, Value::ServerError(_));
-        self.track.after([cmd], false, ok);
+        self.track.after(changes, false, ok);
         Ok(reply)
     }
 
@@ -168,9 +169,10 @@ impl Exclusive {
         count: usize,
     ) -> Result<Vec<Value>, Error> {
         self.core.check_open()?;
-        let block = route::classify_pipeline(pipe, self.declared(), self.track.maybe_in_multi)?;
+        let (block, changes) =
+            route::classify_pipeline(pipe, self.declared(), self.track.maybe_in_multi)?;
         self.settle().await;
-        self.track.before(pipe.cmd_iter());
+        self.track.before(&changes);
         let replies = match block {
             Some(block) => {
                 let commands = Commands::Pipe {
@@ -187,7 +189,7 @@ impl Exclusive {
                     .await?
             }
         };
-        self.track.after_pipeline(pipe);
+        self.track.after(&changes, pipe.is_transaction(), true);
         Ok(replies)
     }
 

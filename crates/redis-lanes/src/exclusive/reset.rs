@@ -71,14 +71,15 @@ fn plan(config: &LaneOptions, has_reset: bool, track: &Track) -> ResetPlan {
             select.arg(config.connect.info.db);
             cmds.push((Check::Ok, select));
         }
-        if track.name_changed {
-            // An empty name removes one the lease set when none is configured.
-            let mut setname = redis::cmd("CLIENT");
-            setname
-                .arg("SETNAME")
-                .arg(config.connect.info.client_name.as_deref().unwrap_or(""));
-            cmds.push((Check::Ok, setname));
-        }
+        // The name is not tracked (`CLIENT SETNAME` is shared-lane safe, so the router
+        // does not single it out): restore it always, which costs one command on servers
+        // older than 6.2 only. An empty name removes one the lease set when none is
+        // configured.
+        let mut setname = redis::cmd("CLIENT");
+        setname
+            .arg("SETNAME")
+            .arg(config.connect.info.client_name.as_deref().unwrap_or(""));
+        cmds.push((Check::Ok, setname));
     }
     let mut bytes = Vec::with_capacity(64 * cmds.len());
     for (_, cmd) in &cmds {
@@ -241,7 +242,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn step_by_step_discards_first_and_restores_what_changed() {
+    fn step_by_step_discards_first_and_restores_what_changed_and_the_name() {
         let config = crate::Client::builder("redis://127.0.0.1/4")
             .client_name("app")
             .build()
@@ -249,11 +250,12 @@ mod tests {
             .lane;
         let mut track = Track::new(4);
         let plain = plan(&config, false, &track);
-        assert_eq!(plain.checks, [Check::Ok]);
-        assert_eq!(plain.bytes, redis::cmd("UNWATCH").get_packed_command());
+        assert_eq!(plain.checks, [Check::Ok, Check::Ok]);
+        let text = String::from_utf8_lossy(&plain.bytes).into_owned();
+        assert!(text.starts_with("*1\r\n$7\r\nUNWATCH"), "{text:?}");
+        assert!(text.contains("SETNAME\r\n$3\r\napp"), "{text:?}");
         track.maybe_in_multi = true;
         track.db_changed = true;
-        track.name_changed = true;
         let full = plan(&config, false, &track);
         assert_eq!(
             full.checks,

@@ -8,10 +8,10 @@
 //! of pushes, which pub/sub has its own API for. Blocking commands block on the lease
 //! itself, with the same cancellation contract as on a blocking lane.
 
-use redis::{Arg, Cmd, Pipeline};
+use redis::{Cmd, Pipeline};
 
 use crate::error::{Error, ErrorKind};
-use crate::route::{self, Block, BlockingCommands, Route};
+use crate::route::{self, Block, BlockingCommands, Refusal, Route};
 
 const SUBSCRIBE: &str = "subscribing turns a connection into a push-only one; use the \
      pub/sub API, not an exclusive lane";
@@ -25,8 +25,28 @@ const IDENTITY: &str = "RESET, HELLO and AUTH would change the exclusive lane's 
 const QUIT: &str = "QUIT would close the leased connection under the pool; drop the \
      `Exclusive` instead, which resets it for the next lease";
 
-/// Where a command goes on an exclusive lane: in line (`Ok(None)`), in line as a
-/// blocking command with the cancellation contract (`Ok(Some(block))`), or nowhere.
+/// What a command changes on the leased connection that the lease must track: the router
+/// names these commands (the shared lane refuses them), so nothing here reads a name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Change {
+    /// `MULTI`.
+    Multi,
+    /// `EXEC` or `DISCARD`.
+    EndMulti,
+    /// `SELECT`, with its database when it could be read.
+    Select(Option<i64>),
+}
+
+/// Where one command goes on an exclusive lane, and what it changes there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Routed {
+    /// `Some` for a blocking command, which runs in line with the cancellation contract.
+    pub(super) block: Option<Block>,
+    /// The connection state it changes, if any the lease tracks.
+    pub(super) change: Option<Change>,
+}
+
+/// Routes a command on an exclusive lane, or refuses it.
 ///
 /// Inside `MULTI` the server queues commands instead of running them, so nothing
 /// blocks there: `in_multi` routes blocking commands in line.
@@ -34,65 +54,63 @@ pub(super) fn classify_cmd(
     cmd: &Cmd,
     declared: &BlockingCommands,
     in_multi: bool,
-) -> Result<Option<Block>, Error> {
-    match route::classify_cmd(cmd, declared) {
-        Route::Shared => Ok(None),
-        Route::Blocking(_) if in_multi => Ok(None),
-        Route::Blocking(block) => Ok(Some(block)),
-        Route::Refused(shared_reason) => match refusal(cmd, shared_reason) {
-            None => Ok(None),
-            Some(why) => Err(Error::new(ErrorKind::Refused, why)),
-        },
-    }
+) -> Result<Routed, Error> {
+    let (block, change) = match route::classify_cmd(cmd, declared) {
+        Route::Shared => (None, None),
+        Route::Blocking(_) if in_multi => (None, None),
+        Route::Blocking(block) => (Some(block), None),
+        Route::Refused(refusal) => (None, allowed(refusal)?),
+    };
+    Ok(Routed { block, change })
 }
 
 /// As [`classify_cmd`] for every command of a pipeline: refused if any is; blocking if any
 /// blocks, with the sum of their timeouts (they run one after another) or none if any
-/// has none.
+/// has none. The changes come in the pipeline's order; most pipelines have none, and
+/// then nothing is allocated.
 pub(super) fn classify_pipeline(
     pipe: &Pipeline,
     declared: &BlockingCommands,
     in_multi: bool,
-) -> Result<Option<Block>, Error> {
+) -> Result<(Option<Block>, Vec<Change>), Error> {
     // An atomic pipeline's commands are queued by its MULTI: none of them blocks.
     let queued = in_multi || pipe.is_transaction();
     let mut blocking: Option<Block> = None;
+    let mut changes = Vec::new();
     for cmd in pipe.cmd_iter() {
-        if let Some(next) = classify_cmd(cmd, declared, queued)? {
+        let routed = classify_cmd(cmd, declared, queued)?;
+        if let Some(next) = routed.block {
             blocking = Some(Block::then(blocking, next));
         }
+        changes.extend(routed.change);
     }
-    Ok(blocking)
+    Ok((blocking, changes))
 }
 
-/// Why `cmd`, refused on the shared lane for `shared_reason`, is refused here too; `None`
-/// when an exclusive lane takes it.
-fn refusal(cmd: &Cmd, shared_reason: &'static str) -> Option<&'static str> {
-    let name = cmd.args_iter().next().and_then(|arg| match arg {
-        Arg::Simple(bytes) => Some(bytes.to_ascii_uppercase()),
-        _ => None,
-    });
-    match name.as_deref() {
-        Some(b"MULTI" | b"EXEC" | b"DISCARD" | b"WATCH" | b"UNWATCH" | b"SELECT") => None,
-        Some(
-            b"SUBSCRIBE" | b"PSUBSCRIBE" | b"SSUBSCRIBE" | b"UNSUBSCRIBE" | b"PUNSUBSCRIBE"
-            | b"SUNSUBSCRIBE",
-        ) => Some(SUBSCRIBE),
-        Some(b"MONITOR") => Some(MONITOR),
-        Some(b"CLIENT") => Some(CLIENT_REPLY),
-        Some(b"RESET" | b"HELLO" | b"AUTH") => Some(IDENTITY),
-        Some(b"QUIT") => Some(QUIT),
-        // A refusal this module does not know of yet: keep the shared lane's reason
-        // rather than let an unknown hazard through.
-        _ => Some(shared_reason),
-    }
+/// What a command the shared lane refuses does on an exclusive lane: the connection
+/// state a lease exists for is allowed (and tracked, where the reset or `get_db` needs
+/// it); what would change the connection itself stays refused.
+fn allowed(refusal: Refusal) -> Result<Option<Change>, Error> {
+    let why = match refusal {
+        Refusal::Multi => return Ok(Some(Change::Multi)),
+        Refusal::EndMulti => return Ok(Some(Change::EndMulti)),
+        Refusal::Select(db) => return Ok(Some(Change::Select(db))),
+        // The reset drops watches whatever the lease did (UNWATCH or RESET).
+        Refusal::Watch => return Ok(None),
+        Refusal::Subscribe => SUBSCRIBE,
+        Refusal::Monitor => MONITOR,
+        Refusal::ClientReply => CLIENT_REPLY,
+        Refusal::Reset | Refusal::Hello | Refusal::Auth => IDENTITY,
+        Refusal::Quit => QUIT,
+    };
+    Err(Error::new(ErrorKind::Refused, why))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn classify(words: &[&str]) -> Result<Option<Block>, Error> {
+    fn classify(words: &[&str]) -> Result<Routed, Error> {
         let mut cmd = redis::cmd(words[0]);
         for word in &words[1..] {
             cmd.arg(*word);
@@ -112,7 +130,10 @@ mod tests {
             &["CLIENT", "SETNAME", "x"],
             &["GET", "k"],
         ] {
-            assert!(matches!(classify(words), Ok(None)), "{words:?}");
+            assert!(
+                matches!(classify(words), Ok(Routed { block: None, .. })),
+                "{words:?}"
+            );
         }
     }
 
@@ -135,27 +156,43 @@ mod tests {
 
     #[test]
     fn blocking_commands_block_except_inside_multi() {
-        assert!(matches!(classify(&["BLPOP", "k", "1"]), Ok(Some(_))));
+        assert!(classify(&["BLPOP", "k", "1"]).is_ok_and(|r| r.block.is_some()));
         let mut cmd = redis::cmd("BLPOP");
         cmd.arg("k").arg(1);
-        assert!(matches!(
-            classify_cmd(&cmd, &BlockingCommands::new(), true),
-            Ok(None)
-        ));
+        assert!(classify_cmd(&cmd, &BlockingCommands::new(), true).is_ok_and(|r| r.block.is_none()));
         let mut atomic = redis::pipe();
         atomic.atomic().cmd("BLPOP").arg("k").arg(1);
         assert!(matches!(
             classify_pipeline(&atomic, &BlockingCommands::new(), false),
-            Ok(None)
+            Ok((None, _))
         ));
         let mut plain = redis::pipe();
         plain.cmd("WATCH").arg("k").cmd("BLPOP").arg("k").arg(1);
         assert!(matches!(
             classify_pipeline(&plain, &BlockingCommands::new(), false),
-            Ok(Some(_))
+            Ok((Some(_), _))
         ));
         let mut refused = redis::pipe();
         refused.cmd("GET").arg("k").cmd("SUBSCRIBE").arg("c");
         assert!(classify_pipeline(&refused, &BlockingCommands::new(), false).is_err());
+    }
+
+    #[test]
+    fn state_changes_come_from_the_router() {
+        let change = |words: &[&str]| classify(words).map(|r| r.change).ok().flatten();
+        assert_eq!(change(&["multi"]), Some(Change::Multi));
+        assert_eq!(change(&["EXEC"]), Some(Change::EndMulti));
+        assert_eq!(change(&["discard"]), Some(Change::EndMulti));
+        assert_eq!(change(&["SELECT", "7"]), Some(Change::Select(Some(7))));
+        assert_eq!(change(&["SELECT", "x"]), Some(Change::Select(None)));
+        assert_eq!(change(&["GET", "SELECT"]), None);
+        let mut pipe = redis::pipe();
+        pipe.cmd("SELECT").arg(3).get("k").cmd("MULTI").cmd("EXEC");
+        let (_, changes) =
+            classify_pipeline(&pipe, &BlockingCommands::new(), false).expect("allowed");
+        assert_eq!(
+            changes,
+            [Change::Select(Some(3)), Change::Multi, Change::EndMulti]
+        );
     }
 }

@@ -7,7 +7,7 @@
 //! `SELECT` costs nothing, while a missing one would hand the next lease a dirty
 //! connection.
 
-use redis::{Arg, Cmd, Pipeline};
+use super::route::Change;
 
 /// The connection state a lease may have changed.
 #[derive(Debug, Clone, Copy)]
@@ -17,47 +17,8 @@ pub(super) struct Track {
     pub(super) maybe_in_multi: bool,
     /// A `SELECT` was sent.
     pub(super) db_changed: bool,
-    /// A `CLIENT SETNAME` was sent.
-    pub(super) name_changed: bool,
     /// The database of the last `SELECT` that was answered, as `get_db` reports it.
     pub(super) db: i64,
-}
-
-/// What one command does to the tracked state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Effect {
-    Multi,
-    EndMulti,
-    Select(Option<i64>),
-    SetName,
-    Other,
-}
-
-fn effect(cmd: &Cmd) -> Effect {
-    let mut args = cmd.args_iter().map(|arg| match arg {
-        Arg::Simple(bytes) => bytes,
-        _ => &[],
-    });
-    let name = args.next().unwrap_or_default();
-    if name.eq_ignore_ascii_case(b"MULTI") {
-        Effect::Multi
-    } else if name.eq_ignore_ascii_case(b"EXEC") || name.eq_ignore_ascii_case(b"DISCARD") {
-        Effect::EndMulti
-    } else if name.eq_ignore_ascii_case(b"SELECT") {
-        let db = args
-            .next()
-            .and_then(|arg| std::str::from_utf8(arg).ok())
-            .and_then(|text| text.parse().ok());
-        Effect::Select(db)
-    } else if name.eq_ignore_ascii_case(b"CLIENT")
-        && args
-            .next()
-            .is_some_and(|sub| sub.eq_ignore_ascii_case(b"SETNAME"))
-    {
-        Effect::SetName
-    } else {
-        Effect::Other
-    }
 }
 
 impl Track {
@@ -65,53 +26,43 @@ impl Track {
         Self {
             maybe_in_multi: false,
             db_changed: false,
-            name_changed: false,
             db,
         }
     }
 
-    /// Before `cmds` are sent: assume each did what it asks for, since a dropped future
-    /// leaves its outcome unknown. An `EXEC` is not trusted to have ended a `MULTI` until
-    /// it is answered.
-    pub(super) fn before<'a>(&mut self, cmds: impl IntoIterator<Item = &'a Cmd>) {
-        for cmd in cmds {
-            match effect(cmd) {
-                Effect::Multi => self.maybe_in_multi = true,
-                Effect::Select(_) => self.db_changed = true,
-                Effect::SetName => self.name_changed = true,
-                Effect::EndMulti | Effect::Other => {}
+    /// Before commands with these `changes` are sent: assume each did what it asks for,
+    /// since a dropped future leaves its outcome unknown. An `EXEC` is not trusted to
+    /// have ended a `MULTI` until it is answered.
+    pub(super) fn before(&mut self, changes: &[Change]) {
+        for change in changes {
+            match change {
+                Change::Multi => self.maybe_in_multi = true,
+                Change::Select(_) => self.db_changed = true,
+                Change::EndMulti => {}
             }
         }
     }
 
-    /// After `cmds` were answered: the last of `MULTI`/`EXEC`/`DISCARD` decides whether
-    /// a `MULTI` is open (an `EXEC` or `DISCARD` ends it even when refused, and a nested
-    /// `MULTI` leaves it open), and the last `SELECT` sets the database. `atomic` stands
-    /// for the `MULTI` ... `EXEC` that `pipe().atomic()` wraps around its commands.
-    pub(super) fn after<'a>(
-        &mut self,
-        cmds: impl IntoIterator<Item = &'a Cmd>,
-        atomic: bool,
-        select_ok: bool,
-    ) {
-        for cmd in cmds {
-            match effect(cmd) {
-                Effect::Multi => self.maybe_in_multi = true,
-                Effect::EndMulti => self.maybe_in_multi = false,
-                Effect::Select(Some(db)) if select_ok => self.db = db,
-                Effect::Select(_) | Effect::SetName | Effect::Other => {}
+    /// After commands with these `changes` were answered: the last of
+    /// `MULTI`/`EXEC`/`DISCARD` decides whether a `MULTI` is open (an `EXEC` or `DISCARD`
+    /// ends it even when refused, and a nested `MULTI` leaves it open), and the last
+    /// `SELECT` sets the database if `select_ok`. `atomic` stands for the `MULTI` ...
+    /// `EXEC` that `pipe().atomic()` wraps around its commands.
+    ///
+    /// A pipeline's replies are not matched to its commands here; a `SELECT` in it is
+    /// taken to have worked, which is what a caller that checks its replies expects.
+    pub(super) fn after(&mut self, changes: &[Change], atomic: bool, select_ok: bool) {
+        for change in changes {
+            match change {
+                Change::Multi => self.maybe_in_multi = true,
+                Change::EndMulti => self.maybe_in_multi = false,
+                Change::Select(Some(db)) if select_ok => self.db = *db,
+                Change::Select(_) => {}
             }
         }
         if atomic {
             self.maybe_in_multi = false;
         }
-    }
-
-    /// [`Track::after`] for a pipeline.
-    pub(super) fn after_pipeline(&mut self, pipe: &Pipeline) {
-        // A pipeline's replies are not matched to its commands here; a SELECT in it is
-        // taken to have worked, which is what a caller that checks its replies expects.
-        self.after(pipe.cmd_iter(), pipe.is_transaction(), true);
     }
 }
 
@@ -122,31 +73,26 @@ mod tests {
     #[test]
     fn multi_is_open_until_an_answered_exec() {
         let mut track = Track::new(0);
-        let multi = redis::cmd("multi");
-        let exec = redis::cmd("EXEC");
-        track.before([&multi]);
+        track.before(&[Change::Multi]);
         assert!(track.maybe_in_multi);
-        track.after([&multi], false, true);
+        track.after(&[Change::Multi], false, true);
         assert!(track.maybe_in_multi);
-        track.before([&exec]);
+        track.before(&[Change::EndMulti]);
         assert!(track.maybe_in_multi, "EXEC not answered yet");
-        track.after([&exec], false, true);
+        track.after(&[Change::EndMulti], false, true);
         assert!(!track.maybe_in_multi);
     }
 
     #[test]
-    fn select_and_setname_are_noted() {
+    fn select_is_noted_and_applied_when_answered() {
         let mut track = Track::new(2);
-        let mut select = redis::cmd("SELECT");
-        select.arg(5);
-        let mut name = redis::cmd("client");
-        name.arg("setname").arg("x");
-        track.before([&select, &name]);
-        assert!(track.db_changed && track.name_changed);
+        let select = [Change::Select(Some(5))];
+        track.before(&select);
+        assert!(track.db_changed);
         assert_eq!(track.db, 2);
-        track.after([&select], false, false);
+        track.after(&select, false, false);
         assert_eq!(track.db, 2, "a refused SELECT changes nothing");
-        track.after([&select], false, true);
+        track.after(&select, false, true);
         assert_eq!(track.db, 5);
     }
 
@@ -154,9 +100,7 @@ mod tests {
     fn an_atomic_pipeline_ends_with_exec() {
         let mut track = Track::new(0);
         track.maybe_in_multi = true;
-        let mut pipe = redis::pipe();
-        pipe.atomic().set("k", 1);
-        track.after_pipeline(&pipe);
+        track.after(&[], true, true);
         assert!(!track.maybe_in_multi);
     }
 }

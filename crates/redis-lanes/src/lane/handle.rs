@@ -81,8 +81,8 @@ impl Lane {
     /// After it is written, the server runs it and its reply is read and discarded.
     pub async fn send(&self, cmd: &Cmd) -> Result<Value, Error> {
         // A bare lane has no blocking lanes: blocking commands run here, in line.
-        if let Route::Refused(why) = route::classify_cmd(cmd, &BlockingCommands::new()) {
-            return Err(Error::new(ErrorKind::Refused, why));
+        if let Route::Refused(refusal) = route::classify_cmd(cmd, &BlockingCommands::new()) {
+            return Err(refusal.error());
         }
         self.send_unrouted(cmd).await
     }
@@ -118,8 +118,8 @@ impl Lane {
         offset: usize,
         count: usize,
     ) -> Result<Vec<Value>, Error> {
-        if let Route::Refused(why) = route::classify_pipeline(pipe, &BlockingCommands::new()) {
-            return Err(Error::new(ErrorKind::Refused, why));
+        if let Route::Refused(refusal) = route::classify_pipeline(pipe, &BlockingCommands::new()) {
+            return Err(refusal.error());
         }
         self.send_pipeline_unrouted(pipe, offset, count).await
     }

@@ -16,6 +16,8 @@ use std::time::Duration;
 
 use redis::{Arg, Cmd, Pipeline};
 
+use crate::error::{Error, ErrorKind};
+
 mod readonly;
 #[cfg(test)]
 mod tests;
@@ -27,8 +29,10 @@ pub(crate) use readonly::{is_read_only_cmd, is_read_only_pipeline};
 pub(crate) enum Route {
     /// Safe to share: stateless with respect to the connection, answered promptly.
     Shared,
-    /// Would corrupt a shared connection. The text says why and what to use instead.
-    Refused(&'static str),
+    /// Would corrupt a shared connection; [`Refusal::reason`] says why and what to use
+    /// instead. The variant names the command, so lanes that do take some of these (an
+    /// exclusive lease) decide from it without reading the name again.
+    Refused(Refusal),
     /// Holds the connection until the server answers: runs on a dedicated blocking lane.
     Blocking(Block),
 }
@@ -129,6 +133,56 @@ impl BlockingCommands {
     }
 }
 
+/// A command refused on the shared lane, by what it would do to the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// `MULTI`: opens a transaction.
+    Multi,
+    /// `EXEC` or `DISCARD`: ends one.
+    EndMulti,
+    /// `WATCH` or `UNWATCH`.
+    Watch,
+    /// `SELECT`, with the database asked for when it could be read.
+    Select(Option<i64>),
+    /// `SUBSCRIBE` and its relatives: a push-only connection.
+    Subscribe,
+    /// `MONITOR`: an endless stream of events.
+    Monitor,
+    /// `CLIENT REPLY`: replies switched off or skipped.
+    ClientReply,
+    /// `RESET`.
+    Reset,
+    /// `QUIT`.
+    Quit,
+    /// `HELLO`: protocol and identity.
+    Hello,
+    /// `AUTH`: identity.
+    Auth,
+}
+
+impl Refusal {
+    /// Why the shared lane refuses it, and what to use instead.
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
+            Refusal::Multi | Refusal::EndMulti => TRANSACTION,
+            Refusal::Watch => WATCH,
+            Refusal::Select(_) => SELECT,
+            Refusal::Subscribe => SUBSCRIBE,
+            Refusal::Monitor => MONITOR,
+            Refusal::ClientReply => CLIENT_REPLY,
+            Refusal::Reset => RESET,
+            Refusal::Quit => QUIT,
+            Refusal::Hello => HELLO,
+            Refusal::Auth => AUTH,
+        }
+    }
+
+    /// The shared lane's refusal as an error ([`ErrorKind::Refused`]).
+    pub(crate) fn error(self) -> Error {
+        Error::new(ErrorKind::Refused, self.reason())
+    }
+}
+
 const TRANSACTION: &str = "a bare MULTI/EXEC/DISCARD would interleave with other callers' \
      commands on the shared connection; use `redis::pipe().atomic()`, which writes \
      MULTI ... EXEC contiguously, or `Client::exclusive()` for a connection of your own";
@@ -214,19 +268,24 @@ pub(crate) fn classify<'a>(
 fn builtin<'a>(name: &[u8], mut args: impl Iterator<Item = &'a [u8]>) -> Option<Route> {
     use BlockKind as K;
     let block = |kind, timeout| Some(Route::Blocking(Block { timeout, kind }));
+    let refused = |refusal| Some(Route::Refused(refusal));
     match name {
-        b"MULTI" | b"EXEC" | b"DISCARD" => Some(Route::Refused(TRANSACTION)),
-        b"WATCH" | b"UNWATCH" => Some(Route::Refused(WATCH)),
-        b"SELECT" => Some(Route::Refused(SELECT)),
+        b"MULTI" => refused(Refusal::Multi),
+        b"EXEC" | b"DISCARD" => refused(Refusal::EndMulti),
+        b"WATCH" | b"UNWATCH" => refused(Refusal::Watch),
+        b"SELECT" => {
+            let db = args.next().and_then(|arg| std::str::from_utf8(arg).ok());
+            refused(Refusal::Select(db.and_then(|text| text.parse().ok())))
+        }
         b"SUBSCRIBE" | b"PSUBSCRIBE" | b"SSUBSCRIBE" | b"UNSUBSCRIBE" | b"PUNSUBSCRIBE"
-        | b"SUNSUBSCRIBE" => Some(Route::Refused(SUBSCRIBE)),
-        b"MONITOR" => Some(Route::Refused(MONITOR)),
-        b"RESET" => Some(Route::Refused(RESET)),
-        b"QUIT" => Some(Route::Refused(QUIT)),
-        b"HELLO" => Some(Route::Refused(HELLO)),
-        b"AUTH" => Some(Route::Refused(AUTH)),
+        | b"SUNSUBSCRIBE" => refused(Refusal::Subscribe),
+        b"MONITOR" => refused(Refusal::Monitor),
+        b"RESET" => refused(Refusal::Reset),
+        b"QUIT" => refused(Refusal::Quit),
+        b"HELLO" => refused(Refusal::Hello),
+        b"AUTH" => refused(Refusal::Auth),
         b"CLIENT" => match args.next().and_then(upper) {
-            Some(sub) if sub.as_bytes() == b"REPLY" => Some(Route::Refused(CLIENT_REPLY)),
+            Some(sub) if sub.as_bytes() == b"REPLY" => refused(Refusal::ClientReply),
             _ => None,
         },
         // The timeout is the last argument, in seconds.

@@ -73,7 +73,7 @@ fn table() {
     ];
     for (words, hint) in refused {
         match route(words) {
-            Route::Refused(why) => assert!(why.contains(hint), "{words:?}: {why}"),
+            Route::Refused(why) => assert!(why.reason().contains(hint), "{words:?}: {why:?}"),
             other => panic!("{words:?} routed {other:?}"),
         }
     }
@@ -336,7 +336,7 @@ fn user_declared() {
         (&["HGET", "MYMODULE.BLOCKINGPOP", "f"], Route::Shared),
         (&["SET", "mymod.wait", "1"], Route::Shared),
         // Built-in rules win over declarations.
-        (&["MULTI"], Route::Refused(TRANSACTION)),
+        (&["MULTI"], Route::Refused(Refusal::Multi)),
         (&["BLPOP", "k", "2"], blocks(BlockKind::Blpop, ms(2000))),
         (&["XREAD", "STREAMS", "s", "0"], Route::Shared),
     ];
@@ -359,18 +359,30 @@ fn pipelines() {
 
     let mut bad = redis::pipe();
     bad.cmd("MULTI").get("a").cmd("EXEC");
-    assert_eq!(classify_pipeline(&bad, &none), Route::Refused(TRANSACTION));
+    assert_eq!(
+        classify_pipeline(&bad, &none),
+        Route::Refused(Refusal::Multi)
+    );
     let mut bad = redis::pipe();
     bad.get("a").cmd("SELECT").arg(2);
-    assert_eq!(classify_pipeline(&bad, &none), Route::Refused(SELECT));
+    assert_eq!(
+        classify_pipeline(&bad, &none),
+        Route::Refused(Refusal::Select(Some(2)))
+    );
 
     // Refused wins over blocking, wherever it is.
     let mut bad = redis::pipe();
     bad.cmd("BLPOP").arg("k").arg(0).cmd("SELECT").arg(2);
-    assert_eq!(classify_pipeline(&bad, &none), Route::Refused(SELECT));
+    assert_eq!(
+        classify_pipeline(&bad, &none),
+        Route::Refused(Refusal::Select(Some(2)))
+    );
     let mut bad = redis::pipe();
     bad.cmd("WATCH").arg("k").cmd("BLPOP").arg("k").arg(1);
-    assert_eq!(classify_pipeline(&bad, &none), Route::Refused(WATCH));
+    assert_eq!(
+        classify_pipeline(&bad, &none),
+        Route::Refused(Refusal::Watch)
+    );
 
     // Blocking commands run one after another: their timeouts add up; the kind is the
     // first one's.
