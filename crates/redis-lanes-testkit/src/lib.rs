@@ -79,9 +79,11 @@ mod log;
 mod port;
 mod resp;
 mod server;
+mod target;
 mod tls;
 
 pub use builder::ServerBuilder;
 pub use error::{Error, ErrorKind};
 pub use server::RedisServer;
+pub use target::Target;
 pub use tls::{ClientAuth, TlsCerts};

@@ -8,22 +8,14 @@
 //! ```
 
 use redis::AsyncCommands;
-use redis_lanes_testkit::RedisServer;
+use redis_lanes_testkit::Target;
 
 type Result<T, E = Box<dyn std::error::Error>> = std::result::Result<T, E>;
 
-/// The server to use: `REDIS_URL`, or a fresh one kept alive by the returned guard.
-fn server_url() -> Result<(String, Option<RedisServer>)> {
-    if let Ok(url) = std::env::var("REDIS_URL") {
-        return Ok((url, None));
-    }
-    let server = RedisServer::start()?;
-    Ok((server.url(), Some(server)))
-}
-
 #[tokio::main]
 async fn main() -> Result<()> {
-    let (url, _server) = server_url()?;
+    let target = Target::from_env_or_start("REDIS_URL")?;
+    let url = target.url().to_owned();
     let client = redis_lanes::Client::connect(&url).await?;
     // Clones are cheap handles to the same connection; `AsyncCommands` needs `&mut`.
     let mut conn = client.clone();

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use redis::{AsyncCommands, Direction};
 use redis_lanes::Client;
-use redis_lanes_testkit::RedisServer;
+use redis_lanes_testkit::Target;
 
 type Result<T, E = Box<dyn std::error::Error + Send + Sync>> = std::result::Result<T, E>;
 
@@ -95,18 +95,10 @@ async fn impatient_worker(mut conn: Client, n: usize, done: Done) -> Result<u64>
     Ok(gave_up)
 }
 
-/// The server to use: `REDIS_URL`, or a fresh one kept alive by the returned guard.
-fn server_url() -> Result<(String, Option<RedisServer>)> {
-    if let Ok(url) = std::env::var("REDIS_URL") {
-        return Ok((url, None));
-    }
-    let server = RedisServer::start()?;
-    Ok((server.url(), Some(server)))
-}
-
 #[tokio::main]
 async fn main() -> Result<()> {
-    let (url, _server) = server_url()?;
+    let target = Target::from_env_or_start("REDIS_URL")?;
+    let url = target.url().to_owned();
     let client = Client::connect(&url).await?;
     let mut conn = client.clone();
     let mut keys: Vec<String> = (0..WORKERS).map(processing).collect();

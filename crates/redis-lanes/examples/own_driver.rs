@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use redis::AsyncCommands;
 use redis_lanes::{Client, Lane, LaneDriver};
-use redis_lanes_testkit::RedisServer;
+use redis_lanes_testkit::Target;
 use tokio::task::LocalSet;
 
 type Result<T, E = Box<dyn std::error::Error + Send + Sync>> = std::result::Result<T, E>;
@@ -147,18 +147,10 @@ async fn dropped_driver(url: &str) -> Result<()> {
     Ok(())
 }
 
-/// The server to use: `REDIS_URL`, or a fresh one kept alive by the returned guard.
-fn server_url() -> Result<(String, Option<RedisServer>)> {
-    if let Ok(url) = std::env::var("REDIS_URL") {
-        return Ok((url, None));
-    }
-    let server = RedisServer::start()?;
-    Ok((server.url(), Some(server)))
-}
-
 #[tokio::main]
 async fn main() -> Result<()> {
-    let (url, _server) = server_url()?;
+    let target = Target::from_env_or_start("REDIS_URL")?;
+    let url = target.url().to_owned();
     // An ordinary client to look at the server from outside, and to clean up.
     let observer = Client::connect(&url).await?;
     let mut conn = observer.clone();

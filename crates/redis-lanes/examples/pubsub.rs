@@ -17,7 +17,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use redis::AsyncCommands;
 use redis_lanes::{Client, Message, MessageKind, Subscriber};
-use redis_lanes_testkit::RedisServer;
+use redis_lanes_testkit::Target;
 
 type Result<T, E = Box<dyn std::error::Error + Send + Sync>> = std::result::Result<T, E>;
 
@@ -48,18 +48,10 @@ async fn publish(conn: &mut Client, channel: &str, payload: &str) -> Result<u64>
     Ok(conn.publish(channel, payload).await?)
 }
 
-/// The server to use: `REDIS_URL`, or a fresh one kept alive by the returned guard.
-fn server_url() -> Result<(String, Option<RedisServer>)> {
-    if let Ok(url) = std::env::var("REDIS_URL") {
-        return Ok((url, None));
-    }
-    let server = RedisServer::start()?;
-    Ok((server.url(), Some(server)))
-}
-
 #[tokio::main]
 async fn main() -> Result<()> {
-    let (url, _server) = server_url()?;
+    let target = Target::from_env_or_start("REDIS_URL")?;
+    let url = target.url().to_owned();
     let client = Client::connect(&url).await?;
     let mut conn = client.clone();
 

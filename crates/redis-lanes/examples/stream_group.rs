@@ -33,7 +33,7 @@ use redis::streams::{
 };
 use redis::AsyncCommands;
 use redis_lanes::Client;
-use redis_lanes_testkit::RedisServer;
+use redis_lanes_testkit::Target;
 use tokio_util::sync::CancellationToken;
 
 type Result<T, E = Box<dyn std::error::Error + Send + Sync>> = std::result::Result<T, E>;
@@ -181,18 +181,10 @@ async fn delete_consumer(conn: &mut Client, consumer: &str) -> Result<usize> {
     Ok(conn.xgroup_delconsumer(STREAM, GROUP, consumer).await?)
 }
 
-/// The server to use: `REDIS_URL`, or a fresh one kept alive by the returned guard.
-fn server_url() -> Result<(String, Option<RedisServer>)> {
-    if let Ok(url) = std::env::var("REDIS_URL") {
-        return Ok((url, None));
-    }
-    let server = RedisServer::start()?;
-    Ok((server.url(), Some(server)))
-}
-
 #[tokio::main]
 async fn main() -> Result<()> {
-    let (url, _server) = server_url()?;
+    let target = Target::from_env_or_start("REDIS_URL")?;
+    let url = target.url().to_owned();
     let client = Client::connect(&url).await?;
     let mut conn = client.clone();
     conn.del::<_, ()>(STREAM).await?;

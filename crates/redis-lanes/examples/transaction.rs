@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use redis::AsyncCommands;
 use redis_lanes::{Client, Error};
-use redis_lanes_testkit::RedisServer;
+use redis_lanes_testkit::Target;
 
 type Result<T, E = Box<dyn std::error::Error + Send + Sync>> = std::result::Result<T, E>;
 
@@ -171,18 +171,10 @@ async fn manual_conflict(client: &Client) -> Result<()> {
     Ok(())
 }
 
-/// The server to use: `REDIS_URL`, or a fresh one kept alive by the returned guard.
-fn server_url() -> Result<(String, Option<RedisServer>)> {
-    if let Ok(url) = std::env::var("REDIS_URL") {
-        return Ok((url, None));
-    }
-    let server = RedisServer::start()?;
-    Ok((server.url(), Some(server)))
-}
-
 #[tokio::main]
 async fn main() -> Result<()> {
-    let (url, _server) = server_url()?;
+    let target = Target::from_env_or_start("REDIS_URL")?;
+    let url = target.url().to_owned();
     let client = Client::builder(&url)
         // Every transfer watches both accounts, so each commit aborts every concurrent
         // attempt; a task may lose many rounds in a row before its turn comes. The
