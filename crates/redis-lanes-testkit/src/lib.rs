@@ -10,7 +10,11 @@
 //! starting fails with an error for which [`Error::is_missing_binary`] is true and whose
 //! message says how to install it (`apt-get install redis-server` on Debian).
 //!
-//! The kit depends only on `std`, `tempfile` and `rcgen` (for TLS test certificates):
+//! [`Proxy`] sits between a client and a server and can stop forwarding without closing
+//! anything, to test what a client does when its server goes silent.
+//!
+//! The kit depends only on `std`, `tempfile`, `rcgen` (for TLS test certificates) and
+//! `socket2` (for the proxy's reset):
 //! the readiness probe and the small [`RedisServer::command`] helper speak just enough
 //! RESP over [`std::net::TcpStream`].
 //!
@@ -77,6 +81,7 @@ mod builder;
 mod error;
 mod log;
 mod port;
+mod proxy;
 mod resp;
 mod server;
 mod target;
@@ -84,6 +89,7 @@ mod tls;
 
 pub use builder::ServerBuilder;
 pub use error::{Error, ErrorKind};
+pub use proxy::{Proxy, ProxyMode};
 pub use server::RedisServer;
 pub use target::Target;
 pub use tls::{ClientAuth, TlsCerts};

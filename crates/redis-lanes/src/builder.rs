@@ -9,9 +9,9 @@ use tokio::sync::mpsc;
 
 use crate::blocking::{BlockingOptions, Orphan};
 use crate::client::Client;
-use crate::connect::{ConnectOptions, Pem, TlsOptions};
+use crate::connect::{ConnectOptions, Pem, TcpOptions, TlsOptions};
 use crate::error::{Error, ErrorKind};
-use crate::lane::{self, Lane, LaneDriver, LaneOptions};
+use crate::lane::{self, HealthOptions, Lane, LaneDriver, LaneOptions};
 use crate::node::Config;
 use crate::pubsub::OverflowPolicy;
 use crate::reconnect::ReconnectOptions;
@@ -46,6 +46,8 @@ pub struct Builder {
     connect_timeout: Option<Duration>,
     response_timeout: Option<Duration>,
     max_in_flight: usize,
+    max_in_flight_bytes: usize,
+    max_in_flight_wait: Option<Duration>,
     close_timeout: Duration,
     limits: Limits,
     push_sender: Option<mpsc::Sender<redis::PushInfo>>,
@@ -54,6 +56,8 @@ pub struct Builder {
     pubsub: crate::pubsub::SubscriberOptions,
     reconnect: ReconnectOptions,
     tls: TlsOptions,
+    tcp: TcpOptions,
+    health: HealthOptions,
 }
 
 impl Builder {
@@ -63,6 +67,8 @@ impl Builder {
             connect_timeout: Some(Duration::from_secs(10)),
             response_timeout: None,
             max_in_flight: 8192,
+            max_in_flight_bytes: 256 << 20,
+            max_in_flight_wait: Some(Duration::from_secs(10)),
             close_timeout: Duration::from_secs(10),
             limits: Limits::default(),
             push_sender: None,
@@ -71,6 +77,8 @@ impl Builder {
             pubsub: Default::default(),
             reconnect: Default::default(),
             tls: Default::default(),
+            tcp: TcpOptions::default(),
+            health: HealthOptions::default(),
         }
     }
 
@@ -141,9 +149,32 @@ impl Builder {
     }
 
     /// Bounds the requests queued or awaiting a reply on one lane. When the bound is
-    /// reached, callers wait for room; they do not get an error. Default: 8192.
+    /// reached, callers wait for room, for at most
+    /// [`max_in_flight_wait`](Builder::max_in_flight_wait). Default: 8192.
     pub fn max_in_flight(mut self, max: usize) -> Self {
         self.max_in_flight = max;
+        self
+    }
+
+    /// Bounds the bytes of the requests queued or awaiting a reply on one lane, as
+    /// [`max_in_flight`](Builder::max_in_flight) bounds their number. A single request
+    /// larger than the bound is let through when nothing else is in flight, so it
+    /// cannot wait forever. Default: 256 MiB.
+    pub fn max_in_flight_bytes(mut self, bytes: usize) -> Self {
+        self.max_in_flight_bytes = bytes;
+        self
+    }
+
+    /// How long a caller waits for room when a lane is full (see
+    /// [`max_in_flight`](Builder::max_in_flight)) before it fails with
+    /// [`ErrorKind::Backpressure`]; nothing is sent then. Default: 10 s. Takes a
+    /// `Duration` or an `Option<Duration>`; `None` waits as long as it takes.
+    ///
+    /// A request that times out under
+    /// [`response_timeout`](Builder::response_timeout) gives its room back at once; its
+    /// late reply is still read and discarded.
+    pub fn max_in_flight_wait(mut self, wait: impl Into<Option<Duration>>) -> Self {
+        self.max_in_flight_wait = wait.into();
         self
     }
 
@@ -265,6 +296,9 @@ impl Builder {
         if self.max_in_flight > tokio::sync::Semaphore::MAX_PERMITS {
             return invalid("max_in_flight is larger than the runtime supports");
         }
+        if self.max_in_flight_bytes == 0 {
+            return invalid("max_in_flight_bytes must be at least 1");
+        }
         if self.limits.max_bulk_len == 0
             || self.limits.max_depth == 0
             || self.limits.max_frame_len == 0
@@ -281,15 +315,24 @@ impl Builder {
             return invalid("max_exclusive_lanes must be at least 1");
         }
         self.reconnect.validate()?;
-        let connect = ConnectOptions::new(info, self.tls, self.limits, self.connect_timeout)?;
+        if self.health.interval.is_some_and(|every| every.is_zero())
+            || self.health.timeout.is_zero()
+        {
+            return invalid("health_check intervals and timeouts must be longer than zero");
+        }
+        let connect =
+            ConnectOptions::new(info, self.tls, self.limits, self.connect_timeout, self.tcp)?;
         Ok(Config {
             lane: Arc::new(LaneOptions {
                 connect: Arc::new(connect),
                 max_in_flight: self.max_in_flight,
+                max_in_flight_bytes: self.max_in_flight_bytes,
+                max_in_flight_wait: self.max_in_flight_wait,
                 response_timeout: self.response_timeout,
                 close_timeout: self.close_timeout,
                 reconnect: self.reconnect,
                 push_sender: self.push_sender,
+                health: self.health,
             }),
             blocking: self.blocking,
             exclusive: self.exclusive,
@@ -320,6 +363,60 @@ impl Builder {
     /// As for [`Builder::connect`].
     pub async fn pair(self) -> Result<(Lane, LaneDriver), Error> {
         lane::open(self.build()?.lane, Arc::default()).await
+    }
+}
+
+/// Finding a server that went silent without closing anything (a dropped NAT entry, a
+/// pulled cable, a paused VM): see "When the server goes silent" in the crate
+/// documentation.
+impl Builder {
+    /// How long a connection may stay quiet before it must prove its server is alive.
+    /// Default: 2 s. Takes a `Duration` or an `Option<Duration>`; `None` turns the check
+    /// off.
+    ///
+    /// After an interval in which nothing was read, the shared lane and the subscriber
+    /// send `PING` (in line: reply order is kept), an idle blocking lane does too, and a
+    /// lane busy with a blocking command is looked up from the shared lane with
+    /// `CLIENT LIST ID`. A server that sends nothing within
+    /// [`health_check_timeout`](Builder::health_check_timeout) after that is declared
+    /// dead: the connection is closed, callers in flight get
+    /// [`ErrorKind::ConnectionLost`] (outcome unknown), and the shared lane reconnects.
+    /// A silent server is so found within `2 × interval + timeout` (8 s by default).
+    ///
+    /// A blocking command that waits legitimately (`BLPOP k 0`) is never cut short: the
+    /// server lists its connection as blocked. A server busy for longer than the limit
+    /// without sending a byte (a long script, `DEBUG SLEEP`) cannot be told from a dead
+    /// one; raise the timeout for such workloads.
+    pub fn health_check(mut self, interval: impl Into<Option<Duration>>) -> Self {
+        self.health.interval = interval.into();
+        self
+    }
+
+    /// How long a server may stay silent after a health check's probe before its
+    /// connection is declared dead. Default: 4 s. See [`Builder::health_check`].
+    pub fn health_check_timeout(mut self, timeout: Duration) -> Self {
+        self.health.timeout = timeout;
+        self
+    }
+
+    /// TCP keepalive: the idle time before the operating system probes a quiet
+    /// connection. Probes follow every `idle / 2` (at least 1 s), and 3 unanswered ones
+    /// close it. Default: 10 s, so a dead peer on an idle connection is found within
+    /// 25 s even where no health check can run (a blocking lane's socket during
+    /// `BLPOP k 0`). `None` turns keepalive off. Applies to TCP and TLS, not to Unix
+    /// sockets (whose peer is local).
+    pub fn tcp_keepalive(mut self, idle: impl Into<Option<Duration>>) -> Self {
+        self.tcp.keepalive = idle.into();
+        self
+    }
+
+    /// `TCP_USER_TIMEOUT` (Linux): how long written data may stay unacknowledged before
+    /// the operating system closes the connection. Default: 20 s (the system's own
+    /// limit is about 15 minutes of retransmissions). `None` keeps the system's. Ignored
+    /// on other platforms.
+    pub fn tcp_user_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.tcp.user_timeout = timeout.into();
+        self
     }
 }
 
@@ -500,12 +597,21 @@ impl Builder {
     /// ([`Client::subscriber`] fails with [`ErrorKind::InvalidConfig`] otherwise).
     /// Default: 4096.
     ///
-    /// The bound is in messages; their size is bounded by
-    /// [`Builder::max_bulk_len`].
+    /// The bound is in messages; [`Builder::subscriber_buffer_bytes`] bounds their size.
     ///
     /// [`ErrorKind::InvalidConfig`]: crate::ErrorKind::InvalidConfig
     pub fn subscriber_buffer(mut self, messages: usize) -> Self {
         self.pubsub.buffer = messages;
+        self
+    }
+
+    /// Bounds the bytes a [`Subscriber`] buffers (channel, pattern and payload of each
+    /// message, plus 64 bytes of bookkeeping), under the same [`OverflowPolicy`] as
+    /// [`Builder::subscriber_buffer`]: a message that would go over it is dropped, or
+    /// evicts the oldest, or disconnects. A single message larger than the bound is
+    /// still taken into an empty buffer. Default: 64 MiB.
+    pub fn subscriber_buffer_bytes(mut self, bytes: usize) -> Self {
+        self.pubsub.buffer_bytes = bytes;
         self
     }
 

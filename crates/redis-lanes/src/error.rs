@@ -58,6 +58,10 @@ pub enum ErrorKind {
     /// was read and discarded without being buffered, and only this request fails: the
     /// connection and every other caller's reply are unaffected.
     ResponseTooLarge,
+    /// The lane stayed full (`max_in_flight` requests, or `max_in_flight_bytes` of them)
+    /// for [`Builder::max_in_flight_wait`](crate::Builder::max_in_flight_wait): the
+    /// server is not keeping up, or is not answering. Nothing was sent.
+    Backpressure,
 }
 
 impl ErrorKind {
@@ -78,6 +82,7 @@ impl ErrorKind {
             Self::Server => "server error",
             Self::InvalidCommand => "invalid command",
             Self::ResponseTooLarge => "response too large",
+            Self::Backpressure => "too much in flight",
         }
     }
 }
@@ -115,6 +120,7 @@ impl Error {
                         | ErrorKind::Refused
                         | ErrorKind::Connect
                         | ErrorKind::PoolTimeout
+                        | ErrorKind::Backpressure
                         | ErrorKind::InvalidCommand
                 ),
                 source: None,
@@ -226,6 +232,11 @@ impl Error {
         self.inner.kind == ErrorKind::PoolTimeout
     }
 
+    /// The lane stayed full for the in-flight wait limit; nothing was sent.
+    pub fn is_backpressure(&self) -> bool {
+        self.inner.kind == ErrorKind::Backpressure
+    }
+
     /// An optimistic transaction ran out of retries because watched keys kept changing.
     pub fn is_transaction_conflict(&self) -> bool {
         self.inner.kind == ErrorKind::TransactionConflict
@@ -305,7 +316,9 @@ impl Error {
             ErrorKind::Connect => Carrier::Io(io::ErrorKind::ConnectionRefused),
             ErrorKind::ConnectionLost => Carrier::Io(io::ErrorKind::ConnectionReset),
             ErrorKind::Closed => Carrier::Io(io::ErrorKind::NotConnected),
-            ErrorKind::Timeout | ErrorKind::PoolTimeout => Carrier::Io(io::ErrorKind::TimedOut),
+            ErrorKind::Timeout | ErrorKind::PoolTimeout | ErrorKind::Backpressure => {
+                Carrier::Io(io::ErrorKind::TimedOut)
+            }
             // The subscriber's connection was closed under it.
             ErrorKind::Overflow => Carrier::Io(io::ErrorKind::ConnectionAborted),
             ErrorKind::InvalidConfig => Carrier::Kind(R::InvalidClientConfig),

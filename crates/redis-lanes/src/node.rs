@@ -257,6 +257,8 @@ impl Core {
         self.blocking.fill_stats(&mut stats);
         stats.subscriber_messages = self.pubsub.received.load(Relaxed);
         stats.subscriber_dropped = self.pubsub.dropped.load(Relaxed);
+        stats.health_checks += self.pubsub.health_checks.load(Relaxed);
+        stats.dead_connections += self.pubsub.dead.load(Relaxed);
         self.exclusive.fill_stats(&mut stats);
         stats
     }

@@ -34,6 +34,15 @@ pub struct Stats {
     pub connection_errors: u64,
     /// Times the shared connection was re-established after it broke.
     pub reconnects: u64,
+    /// Liveness probes (`PING`, or `CLIENT LIST ID` for a busy blocking lane) sent
+    /// because a connection was quiet for a health-check interval.
+    pub health_checks: u64,
+    /// Connections declared dead because their server stayed silent past the health
+    /// check's limit. Each was closed; the shared lane reconnected.
+    pub dead_connections: u64,
+    /// Callers refused with [`ErrorKind::Backpressure`](crate::ErrorKind::Backpressure):
+    /// the lane stayed full for `max_in_flight_wait`.
+    pub backpressure: u64,
     /// Whether the lane's connection is up.
     pub connected: bool,
     /// Blocking lanes running a command now.

@@ -117,6 +117,8 @@ pub(crate) async fn call(
             biased;
             answer = late => Some(answer),
             () = blocking.shutdown.cancelled() => None,
+            // Never completes: a lane declared dead is closed, and `late` fails.
+            () = super::watch::watch(shared, &lane, blocking.health, &blocking.watches) => None,
             () = super::sleep_or_forever(deadline) => None,
         }
     };

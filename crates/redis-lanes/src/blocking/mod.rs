@@ -12,6 +12,7 @@ mod call;
 pub(crate) mod guard;
 mod orphan;
 mod recover;
+mod watch;
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -25,6 +26,7 @@ use tokio_util::task::TaskTracker;
 pub(crate) use call::{run, Commands};
 pub(crate) use guard::Holder;
 pub use orphan::OrphanOutcome;
+pub(crate) use watch::watch;
 
 use crate::lane::LaneOptions;
 use crate::pool::{Pool, PoolConfig};
@@ -78,6 +80,9 @@ pub(crate) struct Blocking {
     pub(crate) declared: BlockingCommands,
     pub(crate) hook: Option<OrphanHook>,
     pub(crate) counters: CancelCounters,
+    /// How busy lanes are watched, and what the watches found.
+    pub(crate) health: crate::lane::HealthOptions,
+    pub(crate) watches: watch::WatchCounters,
     /// Cancelled by `close()`: in-flight calls stop waiting and cancel on the server.
     pub(crate) shutdown: CancellationToken,
     /// Cancelled when the client is dropped, or when `close()` stops waiting for
@@ -108,6 +113,8 @@ impl Blocking {
                 max_lanes: options.max_lanes,
                 idle_timeout: options.idle_timeout,
                 acquire_timeout: options.acquire_timeout,
+                // Between calls a blocking lane is idle, and a PING is harmless.
+                kind: crate::lane::LaneKind::Blocking,
             },
             generation,
         );
@@ -117,6 +124,8 @@ impl Blocking {
             declared: options.declared.clone(),
             hook: options.hook.clone(),
             counters: CancelCounters::default(),
+            health: lane.health,
+            watches: watch::WatchCounters::default(),
             shutdown: CancellationToken::new(),
             abandon: CancellationToken::new(),
             recoveries: TaskTracker::new(),
@@ -135,6 +144,8 @@ impl Blocking {
         stats.orphans_reported = c.reported.load(Relaxed);
         stats.orphans_unrecoverable = c.unrecoverable.load(Relaxed);
         stats.unblock_fallbacks = c.fallbacks.load(Relaxed);
+        stats.health_checks += self.watches.checks.load(Relaxed);
+        stats.dead_connections += self.watches.dead.load(Relaxed);
     }
 }
 

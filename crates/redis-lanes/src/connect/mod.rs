@@ -2,11 +2,12 @@
 //! then the handshake (protocol, credentials, database, name, `CLIENT ID`), bounded by the
 //! connect timeout. Every kind of lane and the subscriber connect through [`open`].
 //!
-//! - `transport.rs`: the byte stream.
+//! - `transport.rs`: the byte stream; `socket.rs`: TCP keepalive and user timeout.
 //! - `tls.rs`: the rustls connector built once per client, and what TLS errors mean.
 //! - `handshake.rs`: the handshake's commands, and what a refusal of each means.
 
 mod handshake;
+mod socket;
 mod tls;
 mod transport;
 
@@ -18,6 +19,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 
 pub(crate) use handshake::{steps, Step};
+pub(crate) use socket::TcpOptions;
 pub(crate) use tls::{Pem, Tls, TlsOptions};
 pub(crate) use transport::Stream;
 
@@ -35,6 +37,8 @@ pub(crate) struct ConnectOptions {
     pub(crate) limits: Limits,
     /// `None`: connecting waits as long as the operating system does.
     pub(crate) connect_timeout: Option<Duration>,
+    /// Keepalive and user timeout of TCP connections (TLS included).
+    pub(crate) tcp: TcpOptions,
 }
 
 impl ConnectOptions {
@@ -49,6 +53,7 @@ impl ConnectOptions {
         tls: TlsOptions,
         limits: Limits,
         connect_timeout: Option<Duration>,
+        tcp: TcpOptions,
     ) -> Result<Self, Error> {
         let tls = tls::build(&info, tls)?;
         Ok(Self {
@@ -56,6 +61,7 @@ impl ConnectOptions {
             tls,
             limits,
             connect_timeout,
+            tcp,
         })
     }
 }
@@ -103,7 +109,8 @@ pub(crate) struct Session {
 /// credentials or another part of the handshake.
 pub(crate) async fn open(options: &ConnectOptions, what: &str) -> Result<Session, Error> {
     let attempt = async {
-        let mut stream = transport::connect(&options.info.addr, options.tls.as_deref()).await?;
+        let mut stream =
+            transport::connect(&options.info.addr, options.tls.as_deref(), &options.tcp).await?;
         let mut decoder = Decoder::new(options.limits);
         let mut read_buf = BytesMut::with_capacity(64 * 1024);
         let client_id = handshake::run(&mut stream, options, &mut decoder, &mut read_buf).await?;

@@ -1,5 +1,5 @@
-//! Opening the byte stream under a lane: TCP (with `TCP_NODELAY`), TLS over TCP, or a
-//! Unix socket.
+//! Opening the byte stream under a lane: TCP (with `TCP_NODELAY`, keepalive and a user
+//! timeout), TLS over TCP, or a Unix socket.
 
 use std::io;
 use std::pin::Pin;
@@ -10,6 +10,7 @@ use tokio::net::TcpStream;
 #[cfg(unix)]
 use tokio::net::UnixStream;
 
+use super::socket::TcpOptions;
 use super::tls::Tls;
 use crate::error::{Error, ErrorKind};
 use crate::url::Addr;
@@ -27,7 +28,11 @@ pub(crate) enum Stream {
 /// Connects to `addr`, wrapping the TCP connection in TLS when `tls` is given (the
 /// builder allows TLS only for `rediss://`, which is always TCP). The caller bounds the
 /// time it may take, TLS handshake included.
-pub(crate) async fn connect(addr: &Addr, tls: Option<&Tls>) -> Result<Stream, Error> {
+pub(crate) async fn connect(
+    addr: &Addr,
+    tls: Option<&Tls>,
+    tcp_options: &TcpOptions,
+) -> Result<Stream, Error> {
     let fail = |e: io::Error| Error::with_source(ErrorKind::Connect, format!("{addr}"), e);
     match addr {
         Addr::Tcp { host, port } => {
@@ -36,6 +41,9 @@ pub(crate) async fn connect(addr: &Addr, tls: Option<&Tls>) -> Result<Stream, Er
                 .map_err(fail)?;
             // Requests are batched by the driver already; Nagle would only add latency.
             tcp.set_nodelay(true).map_err(fail)?;
+            // A Unix socket needs neither: its peer is on this machine, and the kernel
+            // closes it when that process goes away.
+            tcp_options.apply(&tcp).map_err(fail)?;
             match tls {
                 Some(tls) => Ok(Stream::Tls(Box::new(tls.handshake(tcp, addr).await?))),
                 None => Ok(Stream::Tcp(tcp)),

@@ -215,11 +215,28 @@ impl Exclusive {
 
     /// Runs an ordinary request under the client's response timeout. Dedicated lanes
     /// run without one of their own (a blocking command must not be cut off by it), so
-    /// it is applied here, to everything that does not block.
+    /// it is applied here, to everything that does not block. An exclusive lane never
+    /// probes its peer itself (the lease may be inside `MULTI`), so while the request
+    /// waits it is watched from the shared lane, as a busy blocking lane is.
     async fn in_line<T>(
         &self,
         request: impl std::future::Future<Output = Result<T, Error>>,
     ) -> Result<T, Error> {
+        let blocking = self.core.blocking();
+        let watch = crate::blocking::watch(
+            self.core.shared_lane(),
+            &self.lane,
+            blocking.health,
+            &blocking.watches,
+        );
+        let request = async {
+            tokio::select! {
+                biased;
+                answer = request => answer,
+                // Never completes: a lane declared dead fails the request.
+                () = watch => Err(Error::closed()),
+            }
+        };
         match self.core.config().lane.response_timeout {
             None => request.await,
             Some(limit) => match tokio::time::timeout(limit, request).await {

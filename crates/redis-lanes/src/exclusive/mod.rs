@@ -72,6 +72,8 @@ impl Exclusives {
                 max_lanes: options.max_lanes,
                 idle_timeout: options.idle_timeout,
                 acquire_timeout: options.acquire_timeout,
+                // A lease may be inside MULTI, where a PING would join the transaction.
+                kind: crate::lane::LaneKind::Exclusive,
             },
             generation,
         );

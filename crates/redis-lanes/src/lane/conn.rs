@@ -54,6 +54,7 @@ pub(super) struct Tally {
     pub(super) pushes: u64,
     pub(super) pushes_dropped: u64,
     pub(super) dropped_before_write: u64,
+    pub(super) health_checks: u64,
 }
 
 /// One connection: its socket, buffers and the requests written on it.

@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::conn::{answer, lost, Conn, Tally};
 use super::down::{Down, Outcome};
 use super::gate::Gate;
+use super::health::{dead, Health, HealthOptions, LaneKind, Verdict};
 use super::request::{Message, Request};
 use super::state::LaneState;
 use super::LaneOptions;
@@ -67,10 +68,13 @@ struct DriverState {
     failures: u32,
     /// A gate reached in the queue and not yet opened: nothing queued after it is taken.
     gate: Option<Arc<Gate>>,
-    /// Whether new work waits one scheduler pass to join a larger batch (the shared
-    /// lane), or is written at once (a dedicated lane carries one request at a time, and
-    /// a blocking command should reach the server before anything can cancel it).
-    batching: bool,
+    /// The shared lane batches: new work waits one scheduler pass to join a larger
+    /// batch. A dedicated lane writes at once: it carries one request at a time, and a
+    /// blocking command should reach the server before anything can cancel it.
+    kind: LaneKind,
+    health_options: HealthOptions,
+    /// The current connection's liveness check.
+    health: Health,
 }
 
 // `Up` is where a lane spends its life; boxing it would put an indirection on every
@@ -107,7 +111,8 @@ impl LaneDriver {
         state: Arc<LaneState>,
         push_sender: Option<mpsc::Sender<redis::PushInfo>>,
         redial: Option<Arc<LaneOptions>>,
-        batching: bool,
+        health_options: HealthOptions,
+        kind: LaneKind,
     ) -> Self {
         Self {
             inner: Some(DriverState {
@@ -120,7 +125,9 @@ impl LaneDriver {
                 redial,
                 failures: 0,
                 gate: None,
-                batching,
+                kind,
+                health_options,
+                health: Health::new(health_options, kind),
             }),
         }
     }
@@ -233,7 +240,7 @@ impl DriverState {
             //    instead of ~3. (Measured alternatives, e.g. writing at once while the
             //    server is idle, did no better; see docs/BENCHMARKS.md.)
             if !conn.write_buf.is_empty() && !yielding {
-                if conn.deferred || !self.batching {
+                if conn.deferred || self.kind != LaneKind::Shared {
                     match conn.flush(cx, &mut self.tally) {
                         Poll::Ready(Err(err)) => return Poll::Ready(Turn::Broken(err)),
                         Poll::Ready(Ok(true)) => progress = true,
@@ -248,12 +255,35 @@ impl DriverState {
 
             // 3. Read and decode every complete frame.
             match conn.poll_read(cx, &mut self.tally, self.push_sender.as_ref()) {
-                Poll::Ready(Ok(())) => progress = true,
+                Poll::Ready(Ok(())) => {
+                    self.health.heard();
+                    progress = true;
+                }
                 Poll::Ready(Err(err)) => return Poll::Ready(Turn::Broken(err)),
                 Poll::Pending => {}
             }
 
-            // 4. A graceful close ends once everything before it is answered.
+            // 4. A quiet peer proves it is alive, or the connection is declared dead.
+            while let Poll::Ready(verdict) = self.health.poll_tick(cx, conn.in_flight() > 0) {
+                match verdict {
+                    Verdict::Fine => {}
+                    Verdict::SendProbe => {
+                        self.tally.health_checks += 1;
+                        conn.accept(probe(), &mut self.tally);
+                        progress = true;
+                    }
+                    Verdict::Dead(silent) => {
+                        self.state.counters.dead_connections.fetch_add(1, Relaxed);
+                        let err = dead(silent, self.health_options, self.kind);
+                        return Poll::Ready(Turn::Broken(err));
+                    }
+                }
+            }
+            if let Some(err) = self.state.take_kill() {
+                return Poll::Ready(Turn::Broken(err));
+            }
+
+            // 5. A graceful close ends once everything before it is answered.
             if !self.closers.is_empty() && conn.is_idle() {
                 return Poll::Ready(Turn::End(Exit::Done));
             }
@@ -325,6 +355,9 @@ impl DriverState {
             "reconnected"
         );
         self.link = Link::Up(Conn::new(session));
+        self.health = Health::new(self.health_options, self.kind);
+        // A kill was meant for the connection that is gone.
+        let _ = self.state.take_kill();
         for req in down.take_parked() {
             self.accept(req);
         }
@@ -412,6 +445,7 @@ impl DriverState {
         add(&c.pushes, t.pushes);
         add(&c.pushes_dropped, t.pushes_dropped);
         add(&c.dropped_before_write, t.dropped_before_write);
+        add(&c.health_checks, t.health_checks);
         let in_flight = match &self.link {
             Link::Up(conn) => conn.in_flight() as u64,
             _ => 0,
@@ -468,6 +502,20 @@ impl DriverState {
         for done in self.closers.drain(..) {
             let _ = done.send(());
         }
+    }
+}
+
+/// The liveness probe: a `PING` whose reply nobody waits for. Any bytes read answer it;
+/// its own reply is matched and dropped like any other.
+fn probe() -> Request {
+    Request {
+        bytes: b"*1\r\n$4\r\nPING\r\n".to_vec(),
+        frames: 1,
+        keep_from: 0,
+        reply: None,
+        commit: None,
+        permit: None,
+        generation: None,
     }
 }
 

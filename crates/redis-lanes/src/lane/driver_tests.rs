@@ -25,14 +25,14 @@ use crate::resp::{Decoder, Limits};
 /// server's end.
 fn lane(leftover: &[u8]) -> (Lane, LaneDriver, UnixStream) {
     let (client, server) = UnixStream::pair().unwrap();
-    let shared = Arc::new(LaneState::new(
-        16,
-        Some(1),
-        Arc::default(),
-        0,
-        None,
-        std::time::Duration::from_secs(1),
-    ));
+    let options = crate::Client::builder("redis://127.0.0.1")
+        .max_in_flight(16)
+        .close_timeout(std::time::Duration::from_secs(1))
+        .health_check(None)
+        .build()
+        .unwrap()
+        .lane;
+    let shared = Arc::new(LaneState::new(&options, Some(1), Arc::default()));
     let (tx, rx) = mpsc::unbounded_channel();
     let session = Session {
         stream: Stream::Unix(client),
@@ -41,7 +41,15 @@ fn lane(leftover: &[u8]) -> (Lane, LaneDriver, UnixStream) {
         client_id: Some(1),
     };
     // No reconnect: these tests watch the lane end.
-    let driver = LaneDriver::new(session, rx, Arc::clone(&shared), None, None, true);
+    let driver = LaneDriver::new(
+        session,
+        rx,
+        Arc::clone(&shared),
+        None,
+        None,
+        options.health,
+        crate::lane::LaneKind::Shared,
+    );
     (Lane::new(tx, shared), driver, server)
 }
 

@@ -181,18 +181,27 @@ impl Lane {
             let rx = self.enqueue(bytes, frames, keep_from).await?;
             return self.await_reply(rx).await;
         };
-        let rx =
-            match tokio::time::timeout_at(deadline, self.enqueue(bytes, frames, keep_from)).await {
-                Ok(rx) => rx?,
-                Err(_) => return Err(timed_out(true)),
-            };
+        let len = bytes.len();
+        let enqueue = self.enqueue_with(bytes, frames, keep_from, true);
+        let (rx, early) = match tokio::time::timeout_at(deadline, enqueue).await {
+            Ok(queued) => queued?,
+            Err(_) => return Err(timed_out(true)),
+        };
         // Biased: a reply that is ready wins over a deadline that passed in the same poll.
         let reply = self.await_reply(rx);
         tokio::pin!(reply);
         tokio::select! {
             biased;
             answer = &mut reply => answer,
-            () = tokio::time::sleep_until(deadline) => Err(timed_out(false)),
+            () = tokio::time::sleep_until(deadline) => {
+                // The request stays in flight and its late reply is read and dropped,
+                // but its slot is free at once: on a stalled server, slots held by
+                // requests nobody waits for would fail every later caller.
+                if let Some(early) = early {
+                    super::limit::release_early(&self.state.limit, &early, len);
+                }
+                Err(timed_out(false))
+            }
         }
     }
 
@@ -204,7 +213,20 @@ impl Lane {
         frames: usize,
         keep_from: usize,
     ) -> Result<oneshot::Receiver<Result<Reply, Error>>, Error> {
-        let permit = self.take_slot().await?;
+        let (rx, _) = self.enqueue_with(bytes, frames, keep_from, false).await?;
+        Ok(rx)
+    }
+
+    /// [`Lane::enqueue`], with a handle to return the slot early when `early` is set.
+    async fn enqueue_with(
+        &self,
+        bytes: Vec<u8>,
+        frames: usize,
+        keep_from: usize,
+        early: bool,
+    ) -> Result<(ReplyRx, Option<Arc<std::sync::atomic::AtomicBool>>), Error> {
+        let mut permit = self.take_slot(bytes.len()).await?;
+        let early = early.then(|| permit.shared());
         let (reply, rx) = oneshot::channel();
         let req = Request {
             bytes,
@@ -218,7 +240,7 @@ impl Lane {
         if self.tx.send(Message::Request(req)).is_err() {
             return Err(self.state.terminal_error().not_sent());
         }
-        Ok(rx)
+        Ok((rx, early))
     }
 
     /// Queues a one-reply command whose reply nobody waits for (`set_no_response`). It
@@ -227,8 +249,8 @@ impl Lane {
     /// sent.
     async fn enqueue_unanswered(&self, bytes: Vec<u8>) -> Result<(), Error> {
         let permit = match self.state.response_timeout {
-            None => self.take_slot().await?,
-            Some(limit) => match tokio::time::timeout(limit, self.take_slot()).await {
+            None => self.take_slot(bytes.len()).await?,
+            Some(limit) => match tokio::time::timeout(limit, self.take_slot(bytes.len())).await {
                 Ok(permit) => permit?,
                 Err(_) => {
                     self.state.counters.timeouts.fetch_add(1, Relaxed);
@@ -251,16 +273,30 @@ impl Lane {
             .map_err(|_| self.state.terminal_error().not_sent())
     }
 
-    /// Waits for room under `max_in_flight`.
-    async fn take_slot(&self) -> Result<super::limit::Permit, Error> {
+    /// Waits for room under `max_in_flight` and `max_in_flight_bytes`, for at most
+    /// `max_in_flight_wait`.
+    async fn take_slot(&self, bytes: usize) -> Result<super::limit::Permit, Error> {
         if self.state.is_closing() {
             return Err(Error::closed().not_sent());
         }
-        self.state
-            .limit
-            .acquire()
-            .await
-            .map_err(|_| self.state.terminal_error().not_sent())
+        let acquire = self.state.limit.acquire(bytes);
+        let taken = match self.state.max_in_flight_wait {
+            None => acquire.await,
+            Some(limit) => match tokio::time::timeout(limit, acquire).await {
+                Ok(taken) => taken,
+                Err(_) => {
+                    self.state.counters.backpressure.fetch_add(1, Relaxed);
+                    return Err(Error::new(
+                        ErrorKind::Backpressure,
+                        format!(
+                            "the lane stayed full (max_in_flight or max_in_flight_bytes) \
+                             for {limit:?}: the server is not keeping up or not answering"
+                        ),
+                    ));
+                }
+            },
+        };
+        taken.map_err(|_| self.state.terminal_error().not_sent())
     }
 
     /// Queues the one request of a dedicated (blocking or exclusive) lane at once,
@@ -339,6 +375,12 @@ impl Lane {
             generation: Some(target.generation()),
         };
         Some((req, rx))
+    }
+
+    /// Closes the lane's current connection as broken with `cause` (see
+    /// [`LaneState::kill`](super::state::LaneState::kill)).
+    pub(crate) fn kill(&self, cause: Error) {
+        self.state.kill(cause);
     }
 
     /// Which connection generation the lane is on (see `LaneState::generation`).

@@ -6,6 +6,7 @@
 //! - `conn.rs`: one connection: batching writes, decoding replies, FIFO matching.
 //! - `down.rs`: between connections: the reconnect and the requests waiting for it.
 //! - `request.rs`, `gate.rs`: what travels on the queue.
+//! - `health.rs`: the liveness check of a quiet connection.
 //! - `limit.rs`: the in-flight bound; `state.rs`: what handle and driver both see.
 
 mod conn;
@@ -13,6 +14,7 @@ mod down;
 mod driver;
 mod gate;
 mod handle;
+mod health;
 mod limit;
 mod request;
 mod state;
@@ -27,6 +29,7 @@ pub use driver::LaneDriver;
 pub(crate) use gate::Opener;
 pub use handle::Lane;
 pub(crate) use handle::{empty_command, pipeline_replies, PackedPipeline, ReplyRx};
+pub(crate) use health::{dead, Health, HealthOptions, LaneKind, Verdict};
 pub(crate) use request::{Commit, Reply};
 
 use crate::connect::{self, ConnectOptions};
@@ -39,11 +42,17 @@ use state::LaneState;
 pub(crate) struct LaneOptions {
     pub(crate) connect: Arc<ConnectOptions>,
     pub(crate) max_in_flight: usize,
+    /// The bytes of the requests in flight, bounded like their number.
+    pub(crate) max_in_flight_bytes: usize,
+    /// How long a caller waits for room under the two bounds above.
+    pub(crate) max_in_flight_wait: Option<Duration>,
     pub(crate) response_timeout: Option<Duration>,
     pub(crate) close_timeout: Duration,
     pub(crate) reconnect: ReconnectOptions,
     /// Where RESP3 pushes go; `None` drops (and counts) them.
     pub(crate) push_sender: Option<mpsc::Sender<redis::PushInfo>>,
+    /// How a quiet connection proves it is alive.
+    pub(crate) health: HealthOptions,
 }
 
 impl LaneOptions {
@@ -67,7 +76,7 @@ pub(crate) async fn open(
     generation: Arc<AtomicU64>,
 ) -> Result<(Lane, LaneDriver), Error> {
     let redial = options.reconnect.enabled.then(|| Arc::clone(&options));
-    build(options, generation, redial, true).await
+    build(options, generation, redial, LaneKind::Shared).await
 }
 
 /// Connects a dedicated lane: it ends when its connection breaks, and is stamped with
@@ -75,25 +84,19 @@ pub(crate) async fn open(
 pub(crate) async fn open_dedicated(
     options: Arc<LaneOptions>,
     generation: u64,
+    kind: LaneKind,
 ) -> Result<(Lane, LaneDriver), Error> {
-    build(options, Arc::new(AtomicU64::new(generation)), None, false).await
+    build(options, Arc::new(AtomicU64::new(generation)), None, kind).await
 }
 
 async fn build(
     options: Arc<LaneOptions>,
     generation: Arc<AtomicU64>,
     redial: Option<Arc<LaneOptions>>,
-    batching: bool,
+    kind: LaneKind,
 ) -> Result<(Lane, LaneDriver), Error> {
     let session = connect::open(&options.connect, "").await?;
-    let state = Arc::new(LaneState::new(
-        options.max_in_flight,
-        session.client_id,
-        generation,
-        options.connect.info.db,
-        options.response_timeout,
-        options.close_timeout,
-    ));
+    let state = Arc::new(LaneState::new(&options, session.client_id, generation));
     let (tx, rx) = mpsc::unbounded_channel();
     let lane = Lane::new(tx, Arc::clone(&state));
     let driver = LaneDriver::new(
@@ -102,7 +105,8 @@ async fn build(
         state,
         options.push_sender.clone(),
         redial,
-        batching,
+        options.health,
+        kind,
     );
     Ok((lane, driver))
 }

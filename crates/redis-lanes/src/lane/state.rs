@@ -9,6 +9,7 @@ use std::time::Duration;
 use futures_util::task::AtomicWaker;
 
 use super::limit::Limit;
+use super::LaneOptions;
 use crate::connect::ClientIdCell;
 use crate::error::Error;
 use crate::stats::Stats;
@@ -27,6 +28,12 @@ pub(crate) struct Counters {
     pub(crate) timeouts: AtomicU64,
     pub(crate) connection_errors: AtomicU64,
     pub(crate) reconnects: AtomicU64,
+    /// Liveness probes sent, and connections declared dead (by the lane's own check or
+    /// by a watch from the shared lane).
+    pub(crate) health_checks: AtomicU64,
+    /// Callers refused because the lane stayed full for `max_in_flight_wait`.
+    pub(crate) backpressure: AtomicU64,
+    pub(crate) dead_connections: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -35,6 +42,8 @@ pub(crate) struct LaneState {
     /// In-flight slots: a request holds one from before it is queued until it is
     /// answered, so waiting for a permit is the backpressure.
     pub(crate) limit: Arc<Limit>,
+    /// How long a caller may wait for room under the limit; `None`: as long as it takes.
+    pub(crate) max_in_flight_wait: Option<Duration>,
     /// Why the lane ended; `None` while it runs.
     terminal: Mutex<Option<Error>>,
     /// Set by `close()`: new requests are refused at once.
@@ -42,6 +51,9 @@ pub(crate) struct LaneState {
     /// Set when `close()` ran out of time: the driver fails what is left and ends.
     abort: AtomicBool,
     pub(crate) abort_waker: AtomicWaker,
+    /// Set by [`LaneState::kill`]: the connection was declared dead from outside.
+    killed: AtomicBool,
+    kill_cause: Mutex<Option<Error>>,
     /// The connection's `CLIENT ID`; replaced when the lane reconnects.
     client_id: ClientIdCell,
     /// Which connection the lane is on: bumped by every reconnect. A dedicated lane
@@ -58,26 +70,29 @@ pub(crate) struct LaneState {
 
 impl LaneState {
     pub(crate) fn new(
-        max_in_flight: usize,
+        options: &LaneOptions,
         client_id: Option<i64>,
         generation: Arc<AtomicU64>,
-        db: i64,
-        response_timeout: Option<Duration>,
-        close_timeout: Duration,
     ) -> Self {
         Self {
             counters: Counters::default(),
-            limit: Arc::new(Limit::new(max_in_flight)),
+            limit: Arc::new(Limit::new(
+                options.max_in_flight,
+                options.max_in_flight_bytes,
+            )),
+            max_in_flight_wait: options.max_in_flight_wait,
             terminal: Mutex::new(None),
             closing: AtomicBool::new(false),
             abort: AtomicBool::new(false),
             abort_waker: AtomicWaker::new(),
+            killed: AtomicBool::new(false),
+            kill_cause: Mutex::new(None),
             client_id: ClientIdCell::new(client_id),
             generation,
             connected: AtomicBool::new(true),
-            db,
-            response_timeout,
-            close_timeout,
+            db: options.connect.info.db,
+            response_timeout: options.response_timeout,
+            close_timeout: options.close_timeout,
         }
     }
 
@@ -149,6 +164,25 @@ impl LaneState {
         self.abort.load(Relaxed)
     }
 
+    /// Closes the current connection as if it had broken with `cause`: callers in flight
+    /// get it (outcome unknown), and a reconnecting lane reconnects.
+    pub(crate) fn kill(&self, cause: Error) {
+        if let Ok(mut slot) = self.kill_cause.lock() {
+            slot.get_or_insert(cause);
+        }
+        self.killed.store(true, Relaxed);
+        self.abort_waker.wake();
+    }
+
+    /// The cause of a [`LaneState::kill`] not yet acted on.
+    pub(crate) fn take_kill(&self) -> Option<Error> {
+        if !self.killed.load(Relaxed) {
+            return None;
+        }
+        self.killed.store(false, Relaxed);
+        self.kill_cause.lock().ok()?.take()
+    }
+
     pub(crate) fn stats(&self) -> Stats {
         let c = &self.counters;
         let in_flight = c.in_flight.load(Relaxed);
@@ -169,6 +203,9 @@ impl LaneState {
             timeouts: c.timeouts.load(Relaxed),
             connection_errors: c.connection_errors.load(Relaxed),
             reconnects: c.reconnects.load(Relaxed),
+            health_checks: c.health_checks.load(Relaxed),
+            backpressure: c.backpressure.load(Relaxed),
+            dead_connections: c.dead_connections.load(Relaxed),
             connected: self.is_connected(),
             // The blocking side is filled in by the client that owns the pool.
             ..Stats::default()

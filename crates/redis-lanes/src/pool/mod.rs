@@ -16,7 +16,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, ErrorKind};
-use crate::lane::{self, Lane, LaneOptions};
+use crate::lane::{self, Lane, LaneKind, LaneOptions};
 use crate::stats::Waiting;
 use idle::IdleLanes;
 
@@ -30,6 +30,8 @@ pub(crate) struct PoolConfig {
     pub(crate) max_lanes: usize,
     pub(crate) idle_timeout: Duration,
     pub(crate) acquire_timeout: Duration,
+    /// What its lanes are for (when they may check their peer by themselves).
+    pub(crate) kind: LaneKind,
 }
 
 #[derive(Debug)]
@@ -147,7 +149,13 @@ impl Pool {
         let mut attempt = 0;
         loop {
             let generation = self.generation.load(Relaxed);
-            let err = match lane::open_dedicated(Arc::clone(&self.lane_config), generation).await {
+            let err = match lane::open_dedicated(
+                Arc::clone(&self.lane_config),
+                generation,
+                self.config.kind,
+            )
+            .await
+            {
                 Ok(opened) => return Ok(opened),
                 Err(err) => err,
             };

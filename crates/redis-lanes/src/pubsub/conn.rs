@@ -22,6 +22,7 @@ use super::state::{Command, Expect, ReplyTx};
 use crate::connect::Session;
 use crate::connect::Stream;
 use crate::error::{Error, ErrorKind};
+use crate::lane::{dead, Health, LaneKind, Verdict};
 use crate::resp::Decoder;
 
 /// Read in chunks of at least this size.
@@ -34,6 +35,8 @@ enum Waiter {
     User(ReplyTx),
     /// One of the commands restoring subscriptions after a reconnection.
     Restore,
+    /// The health check's `PING`: any frame read answers it.
+    Probe,
 }
 
 #[derive(Debug)]
@@ -54,6 +57,9 @@ pub(super) struct Conn {
     restoring: usize,
     /// Messages decoded in this read, not yet in the consumer's buffer.
     batch: Vec<Message>,
+    /// The liveness check: a subscriber may legitimately hear nothing for hours, so a
+    /// quiet connection is probed with `PING`.
+    health: Health,
 }
 
 impl Conn {
@@ -69,6 +75,7 @@ impl Conn {
             pending: VecDeque::new(),
             restoring: 0,
             batch: Vec::new(),
+            health: Health::new(core.config().health, LaneKind::Subscriber),
         };
         core.shared.set_connection(false, opened.client_id);
         for (kind, cmd, names) in core.subs.restore_commands() {
@@ -134,6 +141,7 @@ impl Conn {
                 }
                 Poll::Ready(Ok(_)) => {
                     progress = true;
+                    self.health.heard();
                     if let Err(err) = self.decode_all(core) {
                         return Poll::Ready(Next::Down(err));
                     }
@@ -142,6 +150,25 @@ impl Conn {
                     return Poll::Ready(Next::Down(lost("reading failed", Some(e))))
                 }
                 Poll::Pending => {}
+            }
+            while let Poll::Ready(verdict) = self.health.poll_tick(cx, !self.pending.is_empty()) {
+                match verdict {
+                    Verdict::Fine => {}
+                    Verdict::SendProbe => {
+                        core.shared.count_health_check();
+                        self.write_buf.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
+                        self.pending.push_back(Pending {
+                            expect: Expect::Pong,
+                            waiter: Waiter::Probe,
+                        });
+                        progress = true;
+                    }
+                    Verdict::Dead(silent) => {
+                        core.shared.count_dead();
+                        let health = core.config().health;
+                        return Poll::Ready(Next::Down(dead(silent, health, LaneKind::Subscriber)));
+                    }
+                }
             }
             if !progress {
                 return Poll::Pending;
@@ -318,6 +345,8 @@ impl Conn {
             // Restoring is all or nothing: drop this connection; the set is unchanged
             // and the reconnect callers get the refusal.
             (Waiter::Restore, Err(err)) => return Err(err),
+            // Whatever the answer, the server is there.
+            (Waiter::Probe, _) => {}
         }
         Ok(())
     }

@@ -58,6 +58,12 @@ pub(super) struct Core {
 }
 
 impl Core {
+    pub(super) fn config(&self) -> &LaneOptions {
+        &self.config
+    }
+}
+
+impl Core {
     /// The pause before reconnecting on its own after `cause`, or `None` to stay
     /// disconnected: reconnect is off, the attempt limit is reached, or the server
     /// refused something that trying again cannot fix.

@@ -27,6 +27,8 @@ struct State {
     items: VecDeque<Item>,
     /// Messages in `items` (the capacity bounds these).
     messages: usize,
+    /// Their size, as [`size`] counts it (`max_bytes` bounds this).
+    bytes: usize,
     /// `false` while the subscriber is disconnected and nothing is reviving it: the
     /// stream ends once it is drained, instead of waiting forever.
     open: bool,
@@ -38,12 +40,17 @@ struct State {
 pub(crate) struct Totals {
     pub(crate) received: AtomicU64,
     pub(crate) dropped: AtomicU64,
+    /// Health-check `PING`s sent, and connections declared dead by them.
+    pub(crate) health_checks: AtomicU64,
+    pub(crate) dead: AtomicU64,
 }
 
 /// The buffer and its counters.
 #[derive(Debug)]
 pub(super) struct Inbox {
     capacity: usize,
+    /// A message larger than this alone is still taken into an empty buffer.
+    max_bytes: usize,
     policy: OverflowPolicy,
     state: Mutex<State>,
     received: AtomicU64,
@@ -56,14 +63,21 @@ pub(super) struct Inbox {
 pub(super) struct Overflowed;
 
 impl Inbox {
-    pub(super) fn new(capacity: usize, policy: OverflowPolicy, totals: Arc<Totals>) -> Self {
+    pub(super) fn new(
+        capacity: usize,
+        max_bytes: usize,
+        policy: OverflowPolicy,
+        totals: Arc<Totals>,
+    ) -> Self {
         Self {
             capacity,
+            max_bytes,
             policy,
             state: Mutex::new(State {
                 // Grows with use: a large capacity that is never needed costs nothing.
                 items: VecDeque::with_capacity(capacity.min(64)),
                 messages: 0,
+                bytes: 0,
                 open: true,
                 waker: None,
             }),
@@ -77,6 +91,11 @@ impl Inbox {
     /// push or pop), so a poisoned lock is still safe to use.
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The client-wide counters this subscriber adds to.
+    pub(super) fn totals(&self) -> &Totals {
+        &self.totals
     }
 
     /// Counts a message that could not be delivered at all (one over `max_bulk_len`).
@@ -100,19 +119,27 @@ impl Inbox {
         let waker = {
             let mut state = self.lock();
             for message in batch.drain(..) {
+                let size = size(&message);
                 if overflowed {
                     dropped += 1;
-                } else if state.messages < self.capacity {
-                    state.push(message);
+                } else if state.fits(size, self.capacity, self.max_bytes) {
+                    state.push(message, size);
                 } else {
-                    dropped += 1;
                     match self.policy {
-                        OverflowPolicy::DropNewest => {}
+                        OverflowPolicy::DropNewest => dropped += 1,
                         OverflowPolicy::DropOldest => {
-                            state.pop_oldest();
-                            state.push(message);
+                            while !state.fits(size, self.capacity, self.max_bytes) {
+                                if !state.pop_oldest() {
+                                    break;
+                                }
+                                dropped += 1;
+                            }
+                            state.push(message, size);
                         }
-                        OverflowPolicy::Disconnect => overflowed = true,
+                        OverflowPolicy::Disconnect => {
+                            dropped += 1;
+                            overflowed = true;
+                        }
                     }
                 }
             }
@@ -174,6 +201,7 @@ impl Inbox {
         match state.items.pop_front() {
             Some(Item::Message(message)) => {
                 state.messages -= 1;
+                state.bytes -= size(&message);
                 Poll::Ready(Some(Ok(message)))
             }
             Some(Item::Lost(cause)) => Poll::Ready(Some(Err(cause))),
@@ -210,15 +238,33 @@ impl Inbox {
     }
 }
 
+/// What a buffered message counts for against `max_bytes`: its bytes, and a little
+/// for its bookkeeping, so that a flood of empty messages is bounded too.
+fn size(message: &Message) -> usize {
+    const OVERHEAD: usize = 64;
+    OVERHEAD
+        + message.channel().len()
+        + message.payload().len()
+        + message.pattern().map_or(0, <[u8]>::len)
+}
+
 impl State {
-    fn push(&mut self, message: Message) {
-        self.items.push_back(Item::Message(message));
-        self.messages += 1;
+    /// Whether a message of `size` fits; an empty buffer takes any one message.
+    fn fits(&self, size: usize, capacity: usize, max_bytes: usize) -> bool {
+        self.messages < capacity
+            && (self.messages == 0 || self.bytes.saturating_add(size) <= max_bytes)
     }
 
-    /// Evicts the oldest message. It is at the front unless a `Lost` marker from an
-    /// earlier connection is still unread; the marker stays, so the gap is still reported.
-    fn pop_oldest(&mut self) {
+    fn push(&mut self, message: Message, size: usize) {
+        self.items.push_back(Item::Message(message));
+        self.messages += 1;
+        self.bytes += size;
+    }
+
+    /// Evicts the oldest message; `false` when there is none. It is at the front unless
+    /// a `Lost` marker from an earlier connection is still unread; the marker stays, so
+    /// the gap is still reported.
+    fn pop_oldest(&mut self) -> bool {
         let index = match self.items.front() {
             Some(Item::Message(_)) => Some(0),
             _ => self
@@ -226,9 +272,13 @@ impl State {
                 .iter()
                 .position(|i| matches!(i, Item::Message(_))),
         };
-        if let Some(index) = index {
-            self.items.remove(index);
-            self.messages -= 1;
+        match index.and_then(|index| self.items.remove(index)) {
+            Some(Item::Message(message)) => {
+                self.messages -= 1;
+                self.bytes -= size(&message);
+                true
+            }
+            _ => false,
         }
     }
 }
@@ -262,7 +312,7 @@ mod tests {
     }
 
     fn fill(policy: OverflowPolicy) -> (Inbox, Result<(), Overflowed>) {
-        let inbox = Inbox::new(3, policy, Arc::default());
+        let inbox = Inbox::new(3, usize::MAX, policy, Arc::default());
         let mut batch: Vec<Message> = (0..5).map(msg).collect();
         let outcome = inbox.deliver(&mut batch);
         assert!(batch.is_empty());
@@ -308,7 +358,7 @@ mod tests {
 
     #[test]
     fn drop_oldest_keeps_an_unread_loss_marker() {
-        let inbox = Inbox::new(2, OverflowPolicy::DropOldest, Arc::default());
+        let inbox = Inbox::new(2, usize::MAX, OverflowPolicy::DropOldest, Arc::default());
         inbox.lost(Error::new(ErrorKind::ConnectionLost, "gone"));
         inbox.set_open(true);
         let mut batch: Vec<Message> = (0..3).map(msg).collect();
@@ -321,7 +371,7 @@ mod tests {
 
     #[test]
     fn gaps_in_a_row_are_one_marker() {
-        let inbox = Inbox::new(4, OverflowPolicy::DropNewest, Arc::default());
+        let inbox = Inbox::new(4, usize::MAX, OverflowPolicy::DropNewest, Arc::default());
         for n in 0..1000 {
             inbox.lost(Error::new(ErrorKind::ConnectionLost, format!("gap {n}")));
         }

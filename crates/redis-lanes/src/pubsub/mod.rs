@@ -30,6 +30,8 @@ pub use subscriber::Subscriber;
 pub(crate) struct SubscriberOptions {
     /// Messages buffered between the socket and the consumer.
     pub(crate) buffer: usize,
+    /// And their bytes.
+    pub(crate) buffer_bytes: usize,
     pub(crate) overflow: OverflowPolicy,
 }
 
@@ -37,6 +39,7 @@ impl Default for SubscriberOptions {
     fn default() -> Self {
         Self {
             buffer: 4096,
+            buffer_bytes: 64 << 20,
             overflow: OverflowPolicy::DropNewest,
         }
     }

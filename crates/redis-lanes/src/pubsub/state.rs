@@ -97,6 +97,14 @@ impl SubscriberState {
         self.connected.load(Relaxed)
     }
 
+    pub(super) fn count_health_check(&self) {
+        self.inbox.totals().health_checks.fetch_add(1, Relaxed);
+    }
+
+    pub(super) fn count_dead(&self) {
+        self.inbox.totals().dead.fetch_add(1, Relaxed);
+    }
+
     pub(super) fn publish_counts(&self, subs: &Subscriptions) {
         for (count, kind) in self.counts.iter().zip(SubKind::ALL) {
             count.store(subs.of(kind).len(), Relaxed);

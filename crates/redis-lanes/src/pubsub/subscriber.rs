@@ -114,6 +114,7 @@ impl Subscriber {
         let opened = connect::open(&config.connect, "the subscriber ").await?;
         let shared = Arc::new(SubscriberState::new(Inbox::new(
             options.buffer,
+            options.buffer_bytes,
             options.overflow,
             totals,
         )));
