@@ -324,7 +324,8 @@ async fn the_response_timeout_also_bounds_waiting_for_an_in_flight_slot() {
         .unwrap();
     let mut slow = client.clone();
     let written = client.stats().written_requests;
-    // Times out at 200 ms but holds the only slot until the server answers, at 1.5 s.
+    // Times out at 200 ms, and gives the only slot back then, although its reply comes
+    // at 1.5 s (silent.rs has the test of that).
     let sleeper = tokio::spawn(async move {
         redis::cmd("DEBUG")
             .arg("SLEEP")
@@ -338,11 +339,9 @@ async fn the_response_timeout_also_bounds_waiting_for_an_in_flight_slot() {
     let mut conn = client.clone();
     let err = conn.get::<_, Option<String>>("k").await.unwrap_err();
     let took = started.elapsed();
+    // Timed out waiting for the slot (never sent), or sent once the sleeper gave the
+    // slot back and timed out behind DEBUG SLEEP: either way within its own deadline.
     assert!(err.is_timeout(), "{err:?}");
-    assert!(
-        common::lanes_error(&err).is_retry_safe(),
-        "never queued, never sent"
-    );
     assert!(
         took < Duration::from_millis(1_000),
         "waited {took:?} for a slot"
