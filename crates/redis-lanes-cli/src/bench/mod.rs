@@ -17,6 +17,7 @@ mod report;
 mod run;
 mod seed;
 mod server;
+mod silent;
 mod summary;
 mod targets;
 mod throughput;
@@ -93,6 +94,8 @@ pub(crate) enum Scenario {
     Seed,
     /// From dropping the last handle until the server no longer lists the connections.
     Release,
+    /// A server that goes silent: first error, hanging calls, recovery.
+    Silent,
 }
 
 /// The operation a throughput cell measures.
@@ -128,6 +131,7 @@ pub(crate) async fn run(args: Args) -> Result<bool, BoxError> {
         race: wanted(Scenario::Race).then(|| race::Plan::new(args.quick)),
         seed: wanted(Scenario::Seed).then(|| seed::Plan::new(args.quick)),
         release: wanted(Scenario::Release).then(|| release::Plan::new(args.quick)),
+        silent: wanted(Scenario::Silent).then(|| silent::Plan::new(args.quick)),
     };
 
     let _server; // Kept alive for the whole run; dropping it stops the server.
@@ -179,6 +183,7 @@ struct Plan {
     race: Option<race::Plan>,
     seed: Option<seed::Plan>,
     release: Option<release::Plan>,
+    silent: Option<silent::Plan>,
 }
 
 /// The throughput cells the options ask for.
@@ -241,6 +246,11 @@ async fn scenarios(
     // scenario closes them with CLIENT KILL, nothing measured should run next to them.
     if let Some(plan) = plan.release {
         done(release::run(url, admin, prefix, &plan).await?);
+    }
+    // After the others: its proxies and the connections other clients leave frozen
+    // must not run next to anything measured.
+    if let Some(plan) = plan.silent {
+        done(silent::run(url, admin, prefix, &plan).await?);
     }
     Ok((server_version, sections))
 }
