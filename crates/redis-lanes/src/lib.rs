@@ -125,6 +125,38 @@
 //! [`Stats::reconnects`] counts the reconnects and [`Stats::connected`] tells whether the
 //! shared lane is up.
 //!
+//! # When the server goes silent
+//!
+//! A server can stop answering without closing anything: a dropped NAT entry, a pulled
+//! cable, a paused VM. No error ever arrives, so redis-lanes looks for signs of life,
+//! with defaults that find a silent server within 8 seconds:
+//!
+//! - **Health checks** ([`Builder::health_check`], 2 s; [`Builder::health_check_timeout`],
+//!   4 s). A connection from which nothing was read for an interval proves its server is
+//!   alive: the shared lane and the [`Subscriber`] send `PING` in line (reply order is
+//!   kept), an idle blocking lane too. A blocking lane busy with `BLPOP k 0` cannot, so
+//!   the shared lane asks the server whether it still lists that connection
+//!   (`CLIENT LIST ID`); an exclusive lease's pending command is watched the same way. A
+//!   server that sends nothing within the timeout is declared dead: the connection is
+//!   closed, callers in flight get [`ErrorKind::ConnectionLost`] (outcome unknown), and
+//!   the shared lane reconnects as above. A legitimate long wait is never cut short: the
+//!   server lists the blocked connection.
+//! - **TCP keepalive and `TCP_USER_TIMEOUT`** on every TCP socket
+//!   ([`Builder::tcp_keepalive`], 10 s idle then 3 probes 5 s apart;
+//!   [`Builder::tcp_user_timeout`], 20 s): the operating system's own check, which also
+//!   covers what the health checks cannot see, such as a path dead for one busy blocking
+//!   lane while the server still lists it.
+//! - **Bounded waits.** A caller that finds its lane full (`max_in_flight` requests or
+//!   [`max_in_flight_bytes`](Builder::max_in_flight_bytes) of them) waits at most
+//!   [`Builder::max_in_flight_wait`] (10 s), then fails with
+//!   [`ErrorKind::Backpressure`], unsent. A request that times out under
+//!   [`Builder::response_timeout`] gives its room back at once. The subscriber's buffer is
+//!   bounded in bytes as well ([`Builder::subscriber_buffer_bytes`]).
+//!
+//! [`Stats::health_checks`] and [`Stats::dead_connections`] count the probes and the
+//! connections declared dead; [`Stats::backpressure`] the callers refused for a full
+//! lane.
+//!
 //! # Refused commands
 //!
 //! Commands that change connection state would corrupt a shared connection and are

@@ -258,7 +258,7 @@ impl Core {
         stats.subscriber_messages = self.pubsub.received.load(Relaxed);
         stats.subscriber_dropped = self.pubsub.dropped.load(Relaxed);
         stats.health_checks += self.pubsub.health_checks.load(Relaxed);
-        stats.dead_connections += self.pubsub.dead.load(Relaxed);
+        stats.subscriber_dead_connections = self.pubsub.deaths.add_to(&mut stats);
         self.exclusive.fill_stats(&mut stats);
         stats
     }

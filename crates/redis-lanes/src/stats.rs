@@ -1,7 +1,8 @@
 //! A snapshot of a client's counters, for dashboards and alerts, and the guard that
 //! keeps a waiter gauge true.
 
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
+use std::time::Duration;
 
 /// Counters and gauges of a [`Client`](crate::Client) or [`Lane`](crate::Lane).
 ///
@@ -38,8 +39,15 @@ pub struct Stats {
     /// because a connection was quiet for a health-check interval.
     pub health_checks: u64,
     /// Connections declared dead because their server stayed silent past the health
-    /// check's limit. Each was closed; the shared lane reconnected.
+    /// check's limit, of every kind. Each was closed; the shared lane reconnected.
     pub dead_connections: u64,
+    /// Of those, busy blocking (or exclusive) lanes, found by a watch from the shared lane.
+    pub blocking_dead_connections: u64,
+    /// Of those, subscriber connections.
+    pub subscriber_dead_connections: u64,
+    /// The longest a silent connection went unnoticed: from its last sign of life to
+    /// being declared dead.
+    pub max_detect_time: std::time::Duration,
     /// Callers refused with [`ErrorKind::Backpressure`](crate::ErrorKind::Backpressure):
     /// the lane stayed full for `max_in_flight_wait`.
     pub backpressure: u64,
@@ -82,6 +90,31 @@ pub struct Stats {
     /// Optimistic transactions that ran out of retries
     /// ([`ErrorKind::TransactionConflict`](crate::ErrorKind::TransactionConflict)).
     pub transaction_conflicts: u64,
+}
+
+/// Connections declared dead, and the longest time one took to be found.
+#[derive(Debug, Default)]
+pub(crate) struct Deaths {
+    count: AtomicU64,
+    max_silence_ms: AtomicU64,
+}
+
+impl Deaths {
+    /// Counts one connection found dead after `silence` without a sign of life.
+    pub(crate) fn record(&self, silence: Duration) {
+        self.count.fetch_add(1, Relaxed);
+        let ms = u64::try_from(silence.as_millis()).unwrap_or(u64::MAX);
+        self.max_silence_ms.fetch_max(ms, Relaxed);
+    }
+
+    /// Adds these deaths to `stats`; returns how many there were.
+    pub(crate) fn add_to(&self, stats: &mut Stats) -> u64 {
+        let count = self.count.load(Relaxed);
+        stats.dead_connections += count;
+        let max = Duration::from_millis(self.max_silence_ms.load(Relaxed));
+        stats.max_detect_time = stats.max_detect_time.max(max);
+        count
+    }
 }
 
 /// Counts a caller as waiting for exactly as long as it waits, also when its future is

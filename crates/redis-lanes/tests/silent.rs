@@ -118,6 +118,11 @@ async fn blackhole_mid_load() {
         detected <= 2 * INTERVAL + PROBE + Duration::from_secs(2),
         "declared dead after {detected:?}"
     );
+    let noticed = client.stats().max_detect_time;
+    assert!(
+        noticed >= PROBE && noticed <= 2 * INTERVAL + PROBE + Duration::from_secs(2),
+        "time to detect: {noticed:?}"
+    );
     // Black for a while longer: callers keep getting errors, none hangs.
     tokio::time::sleep(Duration::from_secs(2)).await;
     proxy.forward();
@@ -177,7 +182,7 @@ async fn a_blocking_call_behind_a_blackhole_fails_in_bounded_time() {
     assert_eq!(err.kind(), ErrorKind::ConnectionLost, "{err}");
     assert!(!err.is_retry_safe(), "the BLPOP was sent: outcome unknown");
     assert!(blacked.elapsed() <= CALL_BOUND, "{:?}", blacked.elapsed());
-    assert!(client.stats().dead_connections >= 1);
+    assert!(client.stats().blocking_dead_connections >= 1);
 }
 
 /// A subscriber behind a black hole reports the gap, then reconnects and resubscribes
@@ -196,7 +201,7 @@ async fn a_silent_subscriber_reports_the_gap_and_resubscribes() {
         .expect("the stream goes on");
     let err = gap.expect_err("a gap, not a message");
     assert_eq!(err.kind(), ErrorKind::ConnectionLost, "{err}");
-    assert!(client.stats().dead_connections >= 1);
+    assert_eq!(client.stats().subscriber_dead_connections, 1);
     proxy.forward();
     let mut side = common::side(&server).await;
     let deadline = Instant::now() + Duration::from_secs(10);

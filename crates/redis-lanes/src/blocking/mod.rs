@@ -145,7 +145,7 @@ impl Blocking {
         stats.orphans_unrecoverable = c.unrecoverable.load(Relaxed);
         stats.unblock_fallbacks = c.fallbacks.load(Relaxed);
         stats.health_checks += self.watches.checks.load(Relaxed);
-        stats.dead_connections += self.watches.dead.load(Relaxed);
+        stats.blocking_dead_connections = self.watches.deaths.add_to(stats);
     }
 }
 

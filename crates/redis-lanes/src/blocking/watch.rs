@@ -28,7 +28,7 @@ const RETRY: Duration = Duration::from_millis(100);
 #[derive(Debug, Default)]
 pub(crate) struct WatchCounters {
     pub(crate) checks: AtomicU64,
-    pub(crate) dead: AtomicU64,
+    pub(crate) deaths: crate::stats::Deaths,
     /// Set once the server refused `CLIENT LIST` (an ACL): logged once, then the
     /// watches rely on TCP alone.
     refused: AtomicBool,
@@ -47,11 +47,16 @@ pub(crate) async fn watch(
     let (Some(every), Some(id)) = (health.interval, lane.client_id()) else {
         return std::future::pending().await;
     };
+    // The last sign of life: the call began, or the server listed the lane.
+    let mut alive = tokio::time::Instant::now();
     loop {
         tokio::time::sleep(every).await;
         counters.checks.fetch_add(1, Relaxed);
         let why = match tokio::time::timeout(health.timeout, listed(shared, id)).await {
-            Ok(Some(true)) => continue,
+            Ok(Some(true)) => {
+                alive = tokio::time::Instant::now();
+                continue;
+            }
             Ok(None) => {
                 if !counters.refused.swap(true, Relaxed) {
                     tracing::info!(
@@ -68,7 +73,7 @@ pub(crate) async fn watch(
                 health.timeout
             ),
         };
-        counters.dead.fetch_add(1, Relaxed);
+        counters.deaths.record(alive.elapsed());
         let err = Error::new(
             ErrorKind::ConnectionLost,
             format!("a busy dedicated lane was declared dead: {why}"),

@@ -273,7 +273,7 @@ impl DriverState {
                         progress = true;
                     }
                     Verdict::Dead(silent) => {
-                        self.state.counters.dead_connections.fetch_add(1, Relaxed);
+                        self.state.counters.deaths.record(silent);
                         let err = dead(silent, self.health_options, self.kind);
                         return Poll::Ready(Turn::Broken(err));
                     }

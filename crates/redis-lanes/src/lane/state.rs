@@ -33,7 +33,7 @@ pub(crate) struct Counters {
     pub(crate) health_checks: AtomicU64,
     /// Callers refused because the lane stayed full for `max_in_flight_wait`.
     pub(crate) backpressure: AtomicU64,
-    pub(crate) dead_connections: AtomicU64,
+    pub(crate) deaths: crate::stats::Deaths,
 }
 
 #[derive(Debug)]
@@ -190,7 +190,7 @@ impl LaneState {
         // Every accepted request holds a permit until answered; those not written yet
         // are the queue.
         let held = if ended { 0 } else { self.limit.in_use() as u64 };
-        Stats {
+        let mut stats = Stats {
             in_flight,
             queued: held.saturating_sub(in_flight),
             written_batches: c.written_batches.load(Relaxed),
@@ -205,10 +205,11 @@ impl LaneState {
             reconnects: c.reconnects.load(Relaxed),
             health_checks: c.health_checks.load(Relaxed),
             backpressure: c.backpressure.load(Relaxed),
-            dead_connections: c.dead_connections.load(Relaxed),
             connected: self.is_connected(),
             // The blocking side is filled in by the client that owns the pool.
             ..Stats::default()
-        }
+        };
+        c.deaths.add_to(&mut stats);
+        stats
     }
 }

@@ -164,7 +164,7 @@ impl Conn {
                         progress = true;
                     }
                     Verdict::Dead(silent) => {
-                        core.shared.count_dead();
+                        core.shared.count_dead(silent);
                         let health = core.config().health;
                         return Poll::Ready(Next::Down(dead(silent, health, LaneKind::Subscriber)));
                     }

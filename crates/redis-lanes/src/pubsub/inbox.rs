@@ -42,7 +42,7 @@ pub(crate) struct Totals {
     pub(crate) dropped: AtomicU64,
     /// Health-check `PING`s sent, and connections declared dead by them.
     pub(crate) health_checks: AtomicU64,
-    pub(crate) dead: AtomicU64,
+    pub(crate) deaths: crate::stats::Deaths,
 }
 
 /// The buffer and its counters.

@@ -101,8 +101,8 @@ impl SubscriberState {
         self.inbox.totals().health_checks.fetch_add(1, Relaxed);
     }
 
-    pub(super) fn count_dead(&self) {
-        self.inbox.totals().dead.fetch_add(1, Relaxed);
+    pub(super) fn count_dead(&self, silence: std::time::Duration) {
+        self.inbox.totals().deaths.record(silence);
     }
 
     pub(super) fn publish_counts(&self, subs: &Subscriptions) {
