@@ -387,6 +387,10 @@ impl Builder {
     /// server lists its connection as blocked. A server busy for longer than the limit
     /// without sending a byte (a long script, `DEBUG SLEEP`) cannot be told from a dead
     /// one; raise the timeout for such workloads.
+    ///
+    /// Under a paused Tokio clock (`tokio::time::pause()`), turn it off, as the connect
+    /// timeout: a paused clock jumps to the next timer while a reply is still on its way,
+    /// and the check would find the server silent.
     pub fn health_check(mut self, interval: impl Into<Option<Duration>>) -> Self {
         self.health.interval = interval.into();
         self

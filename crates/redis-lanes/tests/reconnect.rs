@@ -513,6 +513,7 @@ async fn the_disconnected_wait_is_measured_on_tokios_clock() {
     let mut server = common::server();
     let client = Client::builder(&server.url())
         .connect_timeout(None)
+        .health_check(None)
         .reconnect_backoff(Duration::from_secs(1), Duration::from_secs(8))
         .disconnected_wait(Duration::from_secs(60))
         .connect()
