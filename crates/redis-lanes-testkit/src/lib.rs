@@ -78,6 +78,7 @@
 
 mod binary;
 mod builder;
+mod cluster;
 mod error;
 mod log;
 mod port;
@@ -88,6 +89,7 @@ mod target;
 mod tls;
 
 pub use builder::ServerBuilder;
+pub use cluster::RedisCluster;
 pub use error::{Error, ErrorKind};
 pub use proxy::{Proxy, ProxyMode};
 pub use server::RedisServer;

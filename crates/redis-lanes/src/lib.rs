@@ -188,6 +188,8 @@ mod resp;
 mod route;
 mod stats;
 mod url;
+// Pure too: hash slots, the slot map, key positions.
+mod cluster;
 // Layer 1: opening a connection.
 mod connect;
 // Layer 2: one connection, its handle and its driver.

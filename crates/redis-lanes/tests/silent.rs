@@ -241,6 +241,17 @@ async fn long_legitimate_blocks_are_left_alone() {
     assert_eq!(client.stats().dead_connections, 0);
 }
 
+/// Pauses every client of the server for `ms` milliseconds.
+async fn pause(side: &mut redis::aio::MultiplexedConnection, ms: u64) {
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(ms)
+        .arg("ALL")
+        .query_async(side)
+        .await
+        .expect("CLIENT PAUSE");
+}
+
 /// With the server paused, callers past `max_in_flight` (or `max_in_flight_bytes`) wait
 /// no longer than `max_in_flight_wait` and fail with `Backpressure`, unsent; the
 /// requests already queued complete once the pause ends.
@@ -256,13 +267,7 @@ async fn the_in_flight_bounds_fail_fast_behind_a_paused_server() {
         .await
         .expect("connect");
     let mut side = common::side(&server).await;
-    let _: () = redis::cmd("CLIENT")
-        .arg("PAUSE")
-        .arg(2000)
-        .arg("ALL")
-        .query_async(&mut side)
-        .await
-        .expect("CLIENT PAUSE");
+    pause(&mut side, 2000).await;
     let mut held = Vec::new();
     for n in 0..4 {
         let mut conn = client.clone();
@@ -295,13 +300,7 @@ async fn the_in_flight_bounds_fail_fast_behind_a_paused_server() {
     }
 
     // In bytes: one 3000-byte value in flight leaves no room for a second.
-    let _: () = redis::cmd("CLIENT")
-        .arg("PAUSE")
-        .arg(1500)
-        .arg("ALL")
-        .query_async(&mut side)
-        .await
-        .expect("CLIENT PAUSE");
+    pause(&mut side, 1500).await;
     let big = "x".repeat(3000);
     let first = {
         let mut conn = client.clone();
@@ -334,13 +333,7 @@ async fn a_timed_out_request_gives_its_slot_back() {
         .await
         .expect("connect");
     let mut side = common::side(&server).await;
-    let _: () = redis::cmd("CLIENT")
-        .arg("PAUSE")
-        .arg(1500)
-        .arg("ALL")
-        .query_async(&mut side)
-        .await
-        .expect("CLIENT PAUSE");
+    pause(&mut side, 1500).await;
     let mut conn = client.clone();
     for n in 0..6 {
         let started = Instant::now();

@@ -60,18 +60,9 @@ impl TcpOptions {
 fn keepalive(idle: Duration) -> TcpKeepalive {
     // The kernel counts in whole seconds; 0 would be refused.
     let idle = idle.max(Duration::from_secs(1));
-    let every = (idle / 2).max(Duration::from_secs(1));
     let keepalive = TcpKeepalive::new().with_time(idle);
-    #[cfg(any(
-        target_os = "linux",
-        target_os = "android",
-        target_os = "macos",
-        target_os = "ios",
-        target_os = "freebsd",
-        target_os = "netbsd",
-        target_os = "windows",
-    ))]
-    let keepalive = keepalive.with_interval(every);
+    // The probe interval and count, where the platform has them (all the ones Redis
+    // clients run on, Windows without the count); elsewhere its defaults stay.
     #[cfg(any(
         target_os = "linux",
         target_os = "android",
@@ -80,8 +71,11 @@ fn keepalive(idle: Duration) -> TcpKeepalive {
         target_os = "freebsd",
         target_os = "netbsd",
     ))]
-    let keepalive = keepalive.with_retries(KEEPALIVE_PROBES);
-    let _ = every; // Unused where the platform has no interval option.
+    let keepalive = keepalive
+        .with_interval((idle / 2).max(Duration::from_secs(1)))
+        .with_retries(KEEPALIVE_PROBES);
+    #[cfg(target_os = "windows")]
+    let keepalive = keepalive.with_interval((idle / 2).max(Duration::from_secs(1)));
     keepalive
 }
 
