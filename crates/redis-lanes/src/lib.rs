@@ -188,8 +188,6 @@ mod resp;
 mod route;
 mod stats;
 mod url;
-// Pure too: hash slots, the slot map, key positions.
-mod cluster;
 // Layer 1: opening a connection.
 mod connect;
 // Layer 2: one connection, its handle and its driver.
@@ -204,6 +202,8 @@ mod pubsub;
 // Layer 5: the public handles.
 mod builder;
 mod client;
+// Layer 5 for a cluster: pure slot and key logic, and a client over one `Core` per node.
+mod cluster;
 
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
@@ -212,6 +212,7 @@ pub mod fuzzing;
 pub use blocking::{Orphan, OrphanOutcome};
 pub use builder::Builder;
 pub use client::Client;
+pub use cluster::{ClusterBuilder, ClusterClient};
 pub use error::{Error, ErrorKind};
 pub use exclusive::Exclusive;
 pub use lane::{Lane, LaneDriver};

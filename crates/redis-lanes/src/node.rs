@@ -29,6 +29,22 @@ pub(crate) struct Config {
     pub(crate) pubsub: SubscriberOptions,
 }
 
+impl Config {
+    /// The same options for another server of a cluster: only the address differs.
+    pub(crate) fn for_node(&self, host: &str, port: u16) -> Config {
+        let lane = LaneOptions {
+            connect: Arc::new(self.lane.connect.with_addr(host, port)),
+            ..LaneOptions::clone(&self.lane)
+        };
+        Config {
+            lane: Arc::new(lane),
+            blocking: self.blocking.clone(),
+            exclusive: self.exclusive.clone(),
+            pubsub: self.pubsub.clone(),
+        }
+    }
+}
+
 /// One server's machinery: its shared lane, its blocking-lane and exclusive-lane pools,
 /// the connection generation they share, and their counters. A [`Client`] is a handle
 /// over one `Core`; [`Exclusive`] leases and blocking calls hold the `Core` they came

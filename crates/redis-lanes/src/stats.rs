@@ -92,6 +92,85 @@ pub struct Stats {
     pub transaction_conflicts: u64,
 }
 
+/// Adds another lane's or node's counters: counters and gauges add up, the longest
+/// detection time is the longest of both, and `connected` holds only if both are.
+impl std::ops::AddAssign for Stats {
+    fn add_assign(&mut self, other: Stats) {
+        let Stats {
+            in_flight,
+            queued,
+            written_batches,
+            written_requests,
+            replies,
+            server_errors,
+            pushes,
+            pushes_dropped,
+            dropped_before_write,
+            timeouts,
+            connection_errors,
+            reconnects,
+            health_checks,
+            dead_connections,
+            blocking_dead_connections,
+            subscriber_dead_connections,
+            max_detect_time,
+            backpressure,
+            connected,
+            blocking_busy,
+            blocking_idle,
+            blocking_waiters,
+            blocking_cancels,
+            orphans_restored,
+            orphans_reported,
+            orphans_unrecoverable,
+            unblock_fallbacks,
+            subscriber_messages,
+            subscriber_dropped,
+            exclusive_busy,
+            exclusive_idle,
+            exclusive_waiters,
+            exclusive_discards,
+            transaction_retries,
+            transaction_conflicts,
+        } = other;
+        self.in_flight += in_flight;
+        self.queued += queued;
+        self.written_batches += written_batches;
+        self.written_requests += written_requests;
+        self.replies += replies;
+        self.server_errors += server_errors;
+        self.pushes += pushes;
+        self.pushes_dropped += pushes_dropped;
+        self.dropped_before_write += dropped_before_write;
+        self.timeouts += timeouts;
+        self.connection_errors += connection_errors;
+        self.reconnects += reconnects;
+        self.health_checks += health_checks;
+        self.dead_connections += dead_connections;
+        self.blocking_dead_connections += blocking_dead_connections;
+        self.subscriber_dead_connections += subscriber_dead_connections;
+        self.max_detect_time = self.max_detect_time.max(max_detect_time);
+        self.backpressure += backpressure;
+        self.connected &= connected;
+        self.blocking_busy += blocking_busy;
+        self.blocking_idle += blocking_idle;
+        self.blocking_waiters += blocking_waiters;
+        self.blocking_cancels += blocking_cancels;
+        self.orphans_restored += orphans_restored;
+        self.orphans_reported += orphans_reported;
+        self.orphans_unrecoverable += orphans_unrecoverable;
+        self.unblock_fallbacks += unblock_fallbacks;
+        self.subscriber_messages += subscriber_messages;
+        self.subscriber_dropped += subscriber_dropped;
+        self.exclusive_busy += exclusive_busy;
+        self.exclusive_idle += exclusive_idle;
+        self.exclusive_waiters += exclusive_waiters;
+        self.exclusive_discards += exclusive_discards;
+        self.transaction_retries += transaction_retries;
+        self.transaction_conflicts += transaction_conflicts;
+    }
+}
+
 /// Connections declared dead, and the longest time one took to be found.
 #[derive(Debug, Default)]
 pub(crate) struct Deaths {

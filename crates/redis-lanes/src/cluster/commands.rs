@@ -130,6 +130,7 @@ impl Commands {
     }
 
     /// Where the keys of `args` are.
+    #[cfg(test)]
     pub(crate) fn keys(&self, args: &[&[u8]]) -> Keys {
         match self.lookup(args) {
             Some(command) => command.keys(args),

@@ -1,14 +1,20 @@
-//! Redis Cluster: hash slots, the slot map, and where a command's keys are.
+//! Redis Cluster: hash slots, the slot map, where a command's keys are, and the client
+//! that routes by them.
 //!
 //! - `slot.rs`: CRC16 (XMODEM) mod 16384, with hash tags.
 //! - `topology.rs`: the slot map from `CLUSTER SHARDS` or `CLUSTER SLOTS`.
 //! - `commands.rs`: where a command's keys are, and the request/response policies, from
 //!   the server's `COMMAND` reply.
 //!
-//! The cluster client that routes on these is being built on the per-node `Core`; until
-//! it is, only this module's tests use them.
-#![cfg_attr(not(test), allow(dead_code))]
+//! - `plan.rs`: where one command goes (a slot, any node, every node, split by slot).
+//! - `redirect.rs`: what `MOVED`, `ASK`, `TRYAGAIN` and `CLUSTERDOWN` ask for.
+//! - `client.rs`: [`ClusterClient`], one per-node `Core` per node, and the refresh task.
 
+mod client;
 pub(crate) mod commands;
+mod plan;
+mod redirect;
 pub(crate) mod slot;
 pub(crate) mod topology;
+
+pub use client::{ClusterBuilder, ClusterClient};

@@ -66,6 +66,25 @@ impl ConnectOptions {
     }
 }
 
+impl ConnectOptions {
+    /// The same options for another server (a cluster node): only the address differs.
+    /// TLS verifies the new host's name, unless a server name was configured.
+    pub(crate) fn with_addr(&self, host: &str, port: u16) -> ConnectOptions {
+        let mut info = self.info.clone();
+        info.addr = crate::url::Addr::Tcp {
+            host: host.to_owned(),
+            port,
+        };
+        ConnectOptions {
+            info,
+            tls: self.tls.clone(),
+            limits: self.limits,
+            connect_timeout: self.connect_timeout,
+            tcp: self.tcp,
+        }
+    }
+}
+
 /// The `CLIENT ID` of a connection that may be replaced (a reconnect gets a new one),
 /// readable from any thread. Redis numbers clients from 1, so 0 stands for "unknown"
 /// (an ACL that denies `CLIENT ID`).
