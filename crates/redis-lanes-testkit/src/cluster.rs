@@ -212,13 +212,7 @@ impl RedisCluster {
             if !flags.split(',').any(|f| f == "master") || flags.contains("fail") {
                 continue;
             }
-            // `127.0.0.1:port@cport`
-            let port = addr
-                .split('@')
-                .next()
-                .and_then(|a| a.rsplit(':').next())
-                .and_then(|p| p.parse::<u16>().ok());
-            if let Some(index) = self.nodes.iter().position(|n| Some(n.port()) == port) {
+            if let Some(index) = self.index_of(addr) {
                 masters.push(index);
             }
         }
@@ -252,4 +246,148 @@ fn redis_cli() -> PathBuf {
         }
     }
     PathBuf::from("redis-cli")
+}
+
+/// A slot on its way from one master to another, moved key by key as `redis-cli
+/// --cluster reshard` does: while it lasts, the source answers `ASK` for keys already
+/// moved.
+#[derive(Debug)]
+pub struct SlotMigration {
+    slot: u16,
+    from: usize,
+    to: usize,
+    to_id: String,
+}
+
+impl RedisCluster {
+    /// The index of the node serving `slot` now.
+    ///
+    /// # Errors
+    ///
+    /// When no node answers, or none serves the slot.
+    pub fn owner(&self, slot: u16) -> Result<usize, Error> {
+        let text = self
+            .nodes
+            .iter()
+            .find_map(|node| node.command(&["CLUSTER", "NODES"]).ok())
+            .ok_or_else(|| Error::new(ErrorKind::Startup, "no cluster node answers"))?;
+        for line in text.lines() {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let serves = fields.iter().skip(8).any(|range| {
+                let mut bounds = range.split('-').map(|b| b.parse::<u16>().ok());
+                match (bounds.next().flatten(), bounds.next()) {
+                    (Some(start), None) => start == slot,
+                    (Some(start), Some(Some(end))) => (start..=end).contains(&slot),
+                    _ => false,
+                }
+            });
+            if serves {
+                if let Some(index) = self.index_of(fields.get(1).copied().unwrap_or_default()) {
+                    return Ok(index);
+                }
+            }
+        }
+        Err(Error::new(
+            ErrorKind::Startup,
+            format!("no node serves slot {slot}"),
+        ))
+    }
+
+    /// The node whose `CLUSTER NODES` address (`ip:port@cport`) is `addr`.
+    fn index_of(&self, addr: &str) -> Option<usize> {
+        let port = addr
+            .split('@')
+            .next()
+            .and_then(|a| a.rsplit(':').next())
+            .and_then(|p| p.parse::<u16>().ok())?;
+        self.nodes.iter().position(|n| n.port() == port)
+    }
+
+    /// Starts moving `slot` to node `to` (a master): the target imports it, the source
+    /// migrates it; no key has moved yet.
+    ///
+    /// # Errors
+    ///
+    /// When a node refuses a step.
+    pub fn start_migration(&self, slot: u16, to: usize) -> Result<SlotMigration, Error> {
+        let from = self.owner(slot)?;
+        let from_id = self.nodes[from].command(&["CLUSTER", "MYID"])?;
+        let to_id = self.nodes[to].command(&["CLUSTER", "MYID"])?;
+        let slot_text = slot.to_string();
+        self.nodes[to].command(&["CLUSTER", "SETSLOT", &slot_text, "IMPORTING", &from_id])?;
+        self.nodes[from].command(&["CLUSTER", "SETSLOT", &slot_text, "MIGRATING", &to_id])?;
+        Ok(SlotMigration {
+            slot,
+            from,
+            to,
+            to_id,
+        })
+    }
+
+    /// Moves `slot` to node `to` in one go; see [`RedisCluster::start_migration`].
+    ///
+    /// # Errors
+    ///
+    /// When a node refuses a step.
+    pub fn migrate_slot(&self, slot: u16, to: usize) -> Result<(), Error> {
+        let migration = self.start_migration(slot, to)?;
+        while migration.move_keys(self, 100)? > 0 {}
+        migration.finish(self)
+    }
+}
+
+impl SlotMigration {
+    /// Moves up to `count` keys of the slot; returns how many moved (0 once none is left).
+    ///
+    /// # Errors
+    ///
+    /// When a node refuses a step.
+    pub fn move_keys(&self, cluster: &RedisCluster, count: usize) -> Result<usize, Error> {
+        let source = &cluster.nodes[self.from];
+        let target = &cluster.nodes[self.to];
+        let listed = source.command(&[
+            "CLUSTER",
+            "GETKEYSINSLOT",
+            &self.slot.to_string(),
+            &count.to_string(),
+        ])?;
+        let keys: Vec<&str> = listed.lines().filter(|k| !k.is_empty()).collect();
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        let port = target.port().to_string();
+        let mut args = vec!["MIGRATE", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
+        args.extend(keys.iter().copied());
+        source.command(&args)?;
+        Ok(keys.len())
+    }
+
+    /// Moves the keys left, then gives the slot to the target on every master.
+    ///
+    /// # Errors
+    ///
+    /// When a node refuses a step.
+    pub fn finish(&self, cluster: &RedisCluster) -> Result<(), Error> {
+        while self.move_keys(cluster, 100)? > 0 {}
+        let slot = self.slot.to_string();
+        // The target first, then the source, then everyone else, as `redis-cli` does.
+        let mut order = vec![self.to, self.from];
+        order.extend((0..cluster.nodes.len()).filter(|i| *i != self.to && *i != self.from));
+        for index in order {
+            let node = &cluster.nodes[index];
+            if node.command(&["PING"]).is_err() {
+                continue;
+            }
+            let role = node.command(&["INFO", "replication"]).unwrap_or_default();
+            if role.contains("role:master") {
+                node.command(&["CLUSTER", "SETSLOT", &slot, "NODE", &self.to_id])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The slot being moved.
+    pub fn slot(&self) -> u16 {
+        self.slot
+    }
 }

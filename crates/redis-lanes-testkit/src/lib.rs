@@ -89,7 +89,7 @@ mod target;
 mod tls;
 
 pub use builder::ServerBuilder;
-pub use cluster::RedisCluster;
+pub use cluster::{RedisCluster, SlotMigration};
 pub use error::{Error, ErrorKind};
 pub use proxy::{Proxy, ProxyMode};
 pub use server::RedisServer;

@@ -47,30 +47,64 @@ pub(crate) fn command(addr: SocketAddr, args: &[&str]) -> Result<String, Error> 
     };
     let mut reader = send(addr, &encode(args), COMMAND_TIMEOUT).map_err(io_error)?;
     let line = read_line(&mut reader).map_err(io_error)?;
+    if let Some(count) = line.strip_prefix('*') {
+        // A flat array (`CLUSTER GETKEYSINSLOT`, `KEYS`): its elements, one per line.
+        let Ok(count) = count.parse::<i64>() else {
+            return Err(Error::new(
+                ErrorKind::Protocol,
+                format!("bad array length in reply {line:?}"),
+            ));
+        };
+        let mut items = Vec::new();
+        for _ in 0..count.max(0) {
+            let line = read_line(&mut reader).map_err(io_error)?;
+            items.push(element(&mut reader, &line).map_err(|e| match e {
+                Element::Io(e) => io_error(e),
+                Element::Bad(e) => e,
+            })?);
+        }
+        return Ok(items.join("\n"));
+    }
+    element(&mut reader, &line).map_err(|e| match e {
+        Element::Io(e) => io_error(e),
+        Element::Bad(e) => e,
+    })
+}
+
+enum Element {
+    Io(io::Error),
+    Bad(Error),
+}
+
+/// One simple reply whose first line is `line`.
+fn element(reader: &mut BufReader<TcpStream>, line: &str) -> Result<String, Element> {
     let (prefix, rest) = line.split_at(line.chars().next().map_or(0, char::len_utf8));
     match prefix {
         "+" | ":" => Ok(rest.to_owned()),
-        "-" => Err(Error::new(ErrorKind::ServerReply, rest)),
+        "-" => Err(Element::Bad(Error::new(ErrorKind::ServerReply, rest))),
         // RESP3's null `_` cannot arrive on a fresh (RESP2) connection, so only `$-1` is nil.
         "$" => {
             let Ok(len) = rest.parse::<i64>() else {
-                return Err(Error::new(
+                return Err(Element::Bad(Error::new(
                     ErrorKind::Protocol,
                     format!("bad bulk length in reply {line:?}"),
-                ));
+                )));
             };
             let Ok(len) = usize::try_from(len) else {
                 return Ok(String::new());
             };
             let mut payload = vec![0; len + 2];
-            reader.read_exact(&mut payload).map_err(io_error)?;
+            reader.read_exact(&mut payload).map_err(Element::Io)?;
             payload.truncate(len);
             Ok(String::from_utf8_lossy(&payload).into_owned())
         }
-        _ => Err(Error::new(
+        _ => Err(Element::Bad(Error::new(
             ErrorKind::Protocol,
-            format!("reply {line:?} is not a simple string, error, integer or bulk string"),
-        )),
+            format!(
+                "reply {line:?} is not a simple string, error, integer, bulk string or flat \
+                 array of those"
+            ),
+        ))),
     }
 }
 

@@ -261,7 +261,8 @@ impl RedisServer {
     ///
     /// Simple strings come back without the `+`, integers as their digits, bulk strings as
     /// their (lossily UTF-8 decoded) payload, and a nil bulk string as `""`, so nil and empty
-    /// cannot be told apart here. The connection is not authenticated, so on a server with
+    /// cannot be told apart here. A flat array of those (`KEYS`, `CLUSTER GETKEYSINSLOT`)
+    /// comes back as its elements joined by newlines. The connection is not authenticated, so on a server with
     /// `--requirepass` every command except `AUTH` and `HELLO` gets `NOAUTH`. Reads and
     /// writes time out after 10 seconds.
     ///
@@ -270,8 +271,8 @@ impl RedisServer {
     /// - [`ErrorKind::ServerReply`] if the server answers with an error; the message is
     ///   the server's text, such as `NOAUTH Authentication required.`.
     /// - [`ErrorKind::Io`] if connecting, writing or reading fails or times out.
-    /// - [`ErrorKind::Protocol`] if `args` is empty or the reply is an array, map or other
-    ///   aggregate this helper does not decode.
+    /// - [`ErrorKind::Protocol`] if `args` is empty or the reply is a nested array, map or
+    ///   other aggregate this helper does not decode.
     ///
     /// # Examples
     ///

@@ -90,6 +90,12 @@ pub struct Stats {
     /// Optimistic transactions that ran out of retries
     /// ([`ErrorKind::TransactionConflict`](crate::ErrorKind::TransactionConflict)).
     pub transaction_conflicts: u64,
+    /// Cluster only: `MOVED` answers followed (the slot lives elsewhere now).
+    pub moved_redirects: u64,
+    /// Cluster only: `ASK` answers followed (the key is being migrated).
+    pub ask_redirects: u64,
+    /// Cluster only: `TRYAGAIN` and `CLUSTERDOWN` answers waited out.
+    pub retried_later: u64,
 }
 
 /// Adds another lane's or node's counters: counters and gauges add up, the longest
@@ -132,6 +138,9 @@ impl std::ops::AddAssign for Stats {
             exclusive_discards,
             transaction_retries,
             transaction_conflicts,
+            moved_redirects,
+            ask_redirects,
+            retried_later,
         } = other;
         self.in_flight += in_flight;
         self.queued += queued;
@@ -168,6 +177,9 @@ impl std::ops::AddAssign for Stats {
         self.exclusive_discards += exclusive_discards;
         self.transaction_retries += transaction_retries;
         self.transaction_conflicts += transaction_conflicts;
+        self.moved_redirects += moved_redirects;
+        self.ask_redirects += ask_redirects;
+        self.retried_later += retried_later;
     }
 }
 

@@ -48,7 +48,9 @@ async fn on_a_shared_cluster() {
 async fn keys_everywhere(client: &ClusterClient) {
     let mut conn = client.clone();
     for n in 0..300 {
-        conn.set::<_, _, ()>(format!("key:{n}"), n).await.expect("SET");
+        conn.set::<_, _, ()>(format!("key:{n}"), n)
+            .await
+            .expect("SET");
     }
     for n in 0..300 {
         let v: i64 = conn.get(format!("key:{n}")).await.expect("GET");
@@ -61,7 +63,9 @@ async fn keys_everywhere(client: &ClusterClient) {
 
 async fn multi_key_commands_are_split_and_merged(client: &ClusterClient) {
     let mut conn = client.clone();
-    let pairs: Vec<(String, String)> = (0..20).map(|n| (format!("m:{n}"), format!("v{n}"))).collect();
+    let pairs: Vec<(String, String)> = (0..20)
+        .map(|n| (format!("m:{n}"), format!("v{n}")))
+        .collect();
     let _: () = conn.mset(&pairs).await.expect("MSET over slots");
     let keys: Vec<String> = pairs.iter().map(|(k, _)| k.clone()).collect();
     let mut asked = keys.clone();
@@ -100,7 +104,10 @@ async fn keyless_commands_go_everywhere(client: &ClusterClient, cluster: &RedisC
     assert_eq!(total, by_node, "DBSIZE summed over the masters");
     let keys: Vec<String> = conn.keys("key:1*").await.expect("KEYS");
     assert_eq!(keys.len(), 111, "KEYS merged from every master");
-    let pong: String = redis::cmd("PING").query_async(&mut conn).await.expect("PING");
+    let pong: String = redis::cmd("PING")
+        .query_async(&mut conn)
+        .await
+        .expect("PING");
     assert_eq!(pong, "PONG");
 }
 
@@ -139,7 +146,10 @@ async fn pipelines_keep_their_order(client: &ClusterClient) {
         .await
         .expect("pipeline");
     assert_eq!(replies.len(), 3);
-    assert!(matches!(replies[1], redis::Value::ServerError(_)), "{replies:?}");
+    assert!(
+        matches!(replies[1], redis::Value::ServerError(_)),
+        "{replies:?}"
+    );
     assert_eq!(replies[0], redis::Value::BulkString(b"1".to_vec()));
     assert_eq!(replies[2], redis::Value::BulkString(b"2".to_vec()));
 }
@@ -176,14 +186,21 @@ async fn blocking_commands_block_only_their_lane(client: &ClusterClient) {
     for _ in 0..100 {
         let _: Option<String> = conn.get("{q}other").await.expect("GET");
     }
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
     let _: i64 = conn.rpush("{q}list", "job").await.expect("RPUSH");
     let popped = tokio::time::timeout(Duration::from_secs(10), blocked)
         .await
         .expect("BLPOP returns")
         .expect("task");
     assert_eq!(popped, Some(("{q}list".to_owned(), "job".to_owned())));
-    assert!(client.stats().blocking_idle >= 1, "it ran on a blocking lane");
+    assert!(
+        client.stats().blocking_idle >= 1,
+        "it ran on a blocking lane"
+    );
 }
 
 async fn drop_closes_every_connection(client: ClusterClient, cluster: &RedisCluster) {

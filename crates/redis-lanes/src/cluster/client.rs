@@ -123,6 +123,8 @@ struct Inner {
     /// Asks the refresh task for a refresh now. Shared with the task, which must not
     /// hold the client while it waits.
     refresh: Arc<Notify>,
+    /// Redirects followed (`MOVED`, `ASK`, later), for `stats()`.
+    redirects: [AtomicU64; 3],
     /// Bumped by every refresh that read a map; waiters for one watch it.
     version: AtomicU64,
     refreshed: Notify,
@@ -169,7 +171,9 @@ impl ClusterClient {
     async fn from_builder(builder: ClusterBuilder) -> Result<ClusterClient, Error> {
         let invalid = |what: String| Error::new(ErrorKind::InvalidConfig, what);
         if builder.seeds.is_empty() {
-            return Err(invalid("a cluster client needs at least one seed URL".into()));
+            return Err(invalid(
+                "a cluster client needs at least one seed URL".into(),
+            ));
         }
         let base = builder.node.build()?;
         if base.lane.connect.info.db != 0 {
@@ -198,6 +202,7 @@ impl ClusterClient {
                             moved: Mutex::default(),
                             nodes: Mutex::default(),
                             refresh: Arc::new(Notify::new()),
+                            redirects: Default::default(),
                             version: AtomicU64::new(0),
                             refreshed: Notify::new(),
                             closing: AtomicBool::new(false),
@@ -279,6 +284,10 @@ impl ClusterClient {
         for (_, stats) in self.node_stats() {
             total += stats;
         }
+        let [moved, ask, later] = &self.inner.redirects;
+        total.moved_redirects = moved.load(SeqCst);
+        total.ask_redirects = ask.load(SeqCst);
+        total.retried_later = later.load(SeqCst);
         total
     }
 
@@ -390,15 +399,9 @@ impl Inner {
                 return Ok(reply);
             }
             attempt += 1;
+            self.note(&redirect);
             target = match redirect {
-                Redirect::Moved { slot, to } => {
-                    self.moved
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .insert(slot, to.clone());
-                    self.refresh.notify_one();
-                    Target::Node(to)
-                }
+                Redirect::Moved { to, .. } => Target::Node(to),
                 Redirect::Ask { to, .. } => Target::Ask(to),
                 Redirect::Later => {
                     tokio::time::sleep(Duration::from_millis(10 << attempt.min(6))).await;
@@ -409,6 +412,24 @@ impl Inner {
                 }
             };
         }
+    }
+
+    /// Counts a redirect; a `MOVED` also updates the slot's owner until the next refresh,
+    /// which it asks for.
+    fn note(&self, redirect: &Redirect) {
+        let counter = match redirect {
+            Redirect::Moved { slot, to } => {
+                self.moved
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(*slot, to.clone());
+                self.refresh.notify_one();
+                0
+            }
+            Redirect::Ask { .. } => 1,
+            Redirect::Later => 2,
+        };
+        self.redirects[counter].fetch_add(1, SeqCst);
     }
 
     /// One attempt on one node; with `asking`, `ASKING` and the command go together as
@@ -463,7 +484,9 @@ impl Inner {
             }
         }
         drop(map);
-        let sends = addrs.iter().map(|addr| self.send_to(Target::Node(addr.clone()), cmd));
+        let sends = addrs
+            .iter()
+            .map(|addr| self.send_to(Target::Node(addr.clone()), cmd));
         let replies = futures_util::future::try_join_all(sends).await?;
         Ok(combine(replies, response))
     }
@@ -560,7 +583,8 @@ impl Inner {
         let mut replies = vec![Value::Nil; cmds.len()];
         for ((_, members), values) in groups.iter().zip(parts) {
             for (&index, value) in members.iter().zip(values) {
-                if redirect(&value, &self.seed_host).is_some() {
+                if let Some(redirect) = redirect(&value, &self.seed_host) {
+                    self.note(&redirect);
                     alone.push(index);
                 } else {
                     replies[index] = value;
@@ -675,10 +699,12 @@ fn combine(replies: Vec<Value>, response: Option<ResponsePolicy>) -> Value {
             return err.clone();
         }
     }
-    let ints = || replies.iter().filter_map(|r| match r {
-        Value::Int(n) => Some(*n),
-        _ => None,
-    });
+    let ints = || {
+        replies.iter().filter_map(|r| match r {
+            Value::Int(n) => Some(*n),
+            _ => None,
+        })
+    };
     match response {
         Some(ResponsePolicy::AggSum) => Value::Int(ints().sum()),
         Some(ResponsePolicy::AggMin) => ints().min().map_or(Value::Nil, Value::Int),

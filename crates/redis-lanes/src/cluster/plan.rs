@@ -183,7 +183,10 @@ mod tests {
             })
         ));
         let err = plan(&["RENAME", "a", "b"]).expect_err("cross-slot");
-        assert!(err.is_refused() && err.to_string().contains("CROSSSLOT"), "{err}");
+        assert!(
+            err.is_refused() && err.to_string().contains("CROSSSLOT"),
+            "{err}"
+        );
         // A multi-shard command whose keys are not in regular groups is not split.
         assert!(plan(&["ZUNIONSTORE", "d", "2", "a", "b"]).is_err());
 

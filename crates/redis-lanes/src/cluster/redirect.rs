@@ -96,7 +96,10 @@ mod tests {
             })
         );
         assert_eq!(
-            redirect(&error("TRYAGAIN Multiple keys request during rehashing of slot"), "s"),
+            redirect(
+                &error("TRYAGAIN Multiple keys request during rehashing of slot"),
+                "s"
+            ),
             Some(Redirect::Later)
         );
         assert_eq!(
