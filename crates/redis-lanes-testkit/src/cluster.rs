@@ -293,6 +293,36 @@ impl RedisCluster {
         ))
     }
 
+    /// The index of a replica of master `master`, as the first answering node sees it.
+    ///
+    /// # Errors
+    ///
+    /// When no node answers, or the master has no replica.
+    pub fn replica_of(&self, master: usize) -> Result<usize, Error> {
+        let id = self.nodes[master].command(&["CLUSTER", "MYID"])?;
+        let text = self
+            .nodes
+            .iter()
+            .find_map(|node| node.command(&["CLUSTER", "NODES"]).ok())
+            .ok_or_else(|| Error::new(ErrorKind::Startup, "no cluster node answers"))?;
+        text.lines()
+            .filter_map(|line| {
+                let fields: Vec<&str> = line.split(' ').collect();
+                let replica =
+                    fields.get(2)?.contains("slave") && fields.get(3) == Some(&id.as_str());
+                replica.then(|| self.index_of(fields.get(1)?)).flatten()
+            })
+            .next()
+            .ok_or_else(|| Error::new(ErrorKind::Startup, format!("node {master} has no replica")))
+    }
+
+    /// Whether node `index` is a master now, by its own account (`INFO replication`).
+    pub fn is_master(&self, index: usize) -> bool {
+        self.nodes[index]
+            .command(&["INFO", "replication"])
+            .is_ok_and(|info| info.contains("role:master"))
+    }
+
     /// The node whose `CLUSTER NODES` address (`ip:port@cport`) is `addr`.
     fn index_of(&self, addr: &str) -> Option<usize> {
         let port = addr

@@ -263,6 +263,11 @@ impl Core {
         self.shared.close().await;
     }
 
+    /// Whether the shared lane has a connection now.
+    pub(crate) fn is_connected(&self) -> bool {
+        self.shared.is_connected()
+    }
+
     pub(crate) fn is_closed(&self) -> bool {
         self.closing.load(Relaxed) || self.shared.is_closed()
     }

@@ -348,6 +348,30 @@ impl Inner {
         self.map().master(slot).cloned()
     }
 
+    /// The master of `slot`. When its connection is down (a master that died, say), the
+    /// slot is about to move or the node to come back: this waits, for at most
+    /// `disconnected_wait`, for a refreshed map that names another master or for the
+    /// node to reconnect, instead of parking the request on a dead node.
+    async fn live_owner(&self, slot: u16) -> Option<NodeAddr> {
+        let deadline = tokio::time::Instant::now() + self.base.lane.reconnect.wait;
+        loop {
+            let addr = self.owner(slot)?;
+            let connected = self.existing(&addr).is_none_or(|core| core.is_connected());
+            let now = tokio::time::Instant::now();
+            if connected || now >= deadline {
+                return Some(addr);
+            }
+            // Each refresh takes a round trip and comes at most every 100 ms.
+            let step = (deadline - now).min(Duration::from_millis(250));
+            self.refresh_and_wait(step).await;
+        }
+    }
+
+    /// The node at `addr` if it was connected before.
+    fn existing(&self, addr: &NodeAddr) -> Option<Arc<Core>> {
+        self.lock_nodes().get(addr)?.get().cloned()
+    }
+
     /// The node at `addr`, connected on first use (once, however many callers ask).
     async fn node(&self, addr: &NodeAddr) -> Result<Arc<Core>, Error> {
         let cell = {
@@ -365,7 +389,7 @@ impl Inner {
         let mut attempt = 0;
         loop {
             let reply = match &target {
-                Target::Slot(slot) => match self.owner(*slot) {
+                Target::Slot(slot) => match self.live_owner(*slot).await {
                     Some(addr) => self.attempt(&addr, cmd, false).await,
                     None => Err(self.uncovered(*slot).await),
                 },
@@ -380,7 +404,11 @@ impl Inner {
                     if err.is_connection() {
                         self.refresh.notify_one();
                     }
-                    let retry = err.is_retry_safe() && err.is_connection();
+                    // Not sent, because the node was down or was closed by a refresh that
+                    // dropped it from the map: route again.
+                    let retry = err.is_retry_safe()
+                        && (err.is_connection() || err.kind() == ErrorKind::Closed)
+                        && !self.closing.load(SeqCst);
                     if retry && attempt < self.max_redirects {
                         attempt += 1;
                         self.refresh_and_wait(self.base.lane.reconnect.wait).await;
@@ -625,9 +653,17 @@ impl Inner {
     async fn refresh_once(&self) {
         let map = self.map();
         let mut candidates: Vec<NodeAddr> = map.shards().iter().map(|s| s.master.clone()).collect();
+        candidates.extend(map.shards().iter().flat_map(|s| s.replicas.iter().cloned()));
         candidates.extend(self.seeds.iter().cloned());
         drop(map);
         for addr in candidates {
+            // A node whose connection is down would park the question until it is back.
+            if self
+                .existing(&addr)
+                .is_some_and(|core| !core.is_connected())
+            {
+                continue;
+            }
             let Ok(core) = self.node(&addr).await else {
                 continue;
             };
@@ -658,8 +694,20 @@ impl Inner {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
-        // Nodes that left the cluster: their connections close once no request uses them.
-        self.lock_nodes().retain(|addr, _| keep.contains(addr));
+        // Nodes that left the map (a master that failed, a node removed) are closed: a
+        // request parked on one while it reconnects gets a retry-safe error at once and
+        // is routed again by the new map.
+        let mut gone = Vec::new();
+        self.lock_nodes().retain(|addr, cell| {
+            let stays = keep.contains(addr);
+            if !stays {
+                gone.extend(cell.get().cloned());
+            }
+            stays
+        });
+        for core in gone {
+            tokio::spawn(async move { core.close().await });
+        }
         self.version.fetch_add(1, SeqCst);
         self.refreshed.notify_waiters();
     }

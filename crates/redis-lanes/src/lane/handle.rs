@@ -415,6 +415,11 @@ impl Lane {
         self.state.stats()
     }
 
+    /// Whether the lane has a connection now (`false` while it reconnects).
+    pub(crate) fn is_connected(&self) -> bool {
+        self.state.is_connected() && !self.state.has_ended()
+    }
+
     /// `true` once `close()` was called or the connection ended.
     pub fn is_closed(&self) -> bool {
         self.state.is_closing() || self.state.has_ended()
