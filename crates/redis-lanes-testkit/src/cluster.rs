@@ -316,6 +316,28 @@ impl RedisCluster {
             .ok_or_else(|| Error::new(ErrorKind::Startup, format!("node {master} has no replica")))
     }
 
+    /// Makes replica `replica` take over from its master with `CLUSTER FAILOVER` (the
+    /// coordinated kind: the master hands over once the replica has caught up), and waits
+    /// until it says it is a master.
+    ///
+    /// # Errors
+    ///
+    /// When the node refuses, or has not taken over within `timeout`.
+    pub fn failover(&self, replica: usize, timeout: Duration) -> Result<(), Error> {
+        self.nodes[replica].command(&["CLUSTER", "FAILOVER"])?;
+        let deadline = Instant::now() + timeout;
+        while !self.is_master(replica) {
+            if Instant::now() >= deadline {
+                return Err(Error::new(
+                    ErrorKind::Startup,
+                    format!("node {replica} did not take over within {timeout:?}"),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
     /// Whether node `index` is a master now, by its own account (`INFO replication`).
     pub fn is_master(&self, index: usize) -> bool {
         self.nodes[index]

@@ -42,7 +42,45 @@ async fn on_a_shared_cluster() {
     pipelines_keep_their_order(&client).await;
     transactions_stay_in_one_slot(&client).await;
     blocking_commands_block_only_their_lane(&client).await;
+    close_is_graceful_and_final(&seeds).await;
     drop_closes_every_connection(client, &cluster).await;
+}
+
+async fn close_is_graceful_and_final(seeds: &[&str]) {
+    let client = ClusterClient::connect(seeds).await.expect("connect");
+    let mut conn = client.clone();
+    for n in 0..30 {
+        conn.set::<_, _, ()>(format!("close:{n}"), n)
+            .await
+            .expect("SET");
+    }
+    let mut waiter = client.clone();
+    let blocked = tokio::spawn(async move {
+        waiter
+            .blpop::<_, Option<(String, String)>>("close:list", 0.0)
+            .await
+    });
+    assert!(
+        common::eventually(Duration::from_secs(10), || {
+            let busy = client.stats().blocking_busy;
+            async move { busy == 1 }
+        })
+        .await
+    );
+    tokio::time::timeout(Duration::from_secs(10), client.close())
+        .await
+        .expect("close() returns, cancelling the blocked BLPOP");
+    assert!(client.is_closed());
+    let err = blocked
+        .await
+        .expect("task")
+        .expect_err("cancelled by close()");
+    assert_eq!(common::lanes_error(&err).kind(), ErrorKind::Closed);
+    let err = conn
+        .get::<_, Option<i64>>("close:1")
+        .await
+        .expect_err("closed");
+    assert_eq!(common::lanes_error(&err).kind(), ErrorKind::Closed);
 }
 
 async fn keys_everywhere(client: &ClusterClient) {

@@ -1,6 +1,7 @@
 //! A master killed with `kill -9` under load: its replica is promoted, the client finds
 //! the new master on its own, every task succeeds again soon after, and no call hangs.
-//! The old master, restarted, rejoins as a replica. Has its own cluster.
+//! The old master, restarted, rejoins as a replica, and takes over again with a
+//! coordinated `CLUSTER FAILOVER`. Has its own cluster.
 
 mod common;
 
@@ -105,6 +106,23 @@ async fn a_killed_master_is_replaced_without_user_action() {
             async move { all }
         })
         .await
+    );
+    // A coordinated failover back: the old master takes over again.
+    let handed = Instant::now();
+    cluster
+        .failover(victim, Duration::from_secs(20))
+        .expect("CLUSTER FAILOVER");
+    assert!(
+        common::eventually(Duration::from_secs(10), || {
+            let all = last_ok
+                .lock()
+                .unwrap()
+                .iter()
+                .all(|t| t.is_some_and(|t| t > handed));
+            async move { all }
+        })
+        .await,
+        "not every task succeeded after the coordinated failover"
     );
     stop.store(true, SeqCst);
     for (slowest, _errors) in common::join_all(tasks).await {

@@ -77,7 +77,7 @@ impl ConnectOptions {
         };
         ConnectOptions {
             info,
-            tls: self.tls.clone(),
+            tls: self.tls.as_ref().map(|tls| tls.for_host(host)),
             limits: self.limits,
             connect_timeout: self.connect_timeout,
             tcp: self.tcp,

@@ -91,6 +91,9 @@ impl fmt::Debug for TlsOptions {
 pub(crate) struct Tls {
     connector: TlsConnector,
     server_name: ServerName<'static>,
+    /// Set with `tls_server_name`: every node of a cluster is verified against it.
+    /// Otherwise each node is verified against its own host.
+    fixed_name: bool,
 }
 
 impl fmt::Debug for Tls {
@@ -172,7 +175,27 @@ pub(crate) fn build(info: &ConnectInfo, options: TlsOptions) -> Result<Option<Ar
     Ok(Some(Arc::new(Tls {
         connector: TlsConnector::from(Arc::new(config)),
         server_name,
+        fixed_name: options.server_name.is_some(),
     })))
+}
+
+impl Tls {
+    /// The same TLS setup for another host of a cluster: its certificate is verified
+    /// against that host, unless a server name was configured. A host that is no valid
+    /// name keeps this one's name, and verification then says what is wrong.
+    pub(crate) fn for_host(self: &Arc<Self>, host: &str) -> Arc<Tls> {
+        if self.fixed_name {
+            return Arc::clone(self);
+        }
+        match ServerName::try_from(host.to_owned()) {
+            Ok(server_name) => Arc::new(Tls {
+                connector: self.connector.clone(),
+                server_name,
+                fixed_name: false,
+            }),
+            Err(_) => Arc::clone(self),
+        }
+    }
 }
 
 /// Appended to a connect timeout's message. A TLS client on a port without TLS waits for
@@ -314,6 +337,28 @@ mod tests {
 
     fn info(url: &str) -> ConnectInfo {
         crate::url::parse(url).expect("valid URL")
+    }
+
+    #[test]
+    fn cluster_nodes_are_verified_against_their_own_host() {
+        let tls = build(&info("rediss://seed.example:7000"), TlsOptions::default())
+            .expect("built")
+            .expect("TLS");
+        assert_eq!(tls.server_name.to_str(), "seed.example");
+        let node = tls.for_host("node2.example");
+        assert_eq!(node.server_name.to_str(), "node2.example");
+        assert_eq!(tls.for_host("10.0.0.7").server_name.to_str(), "10.0.0.7");
+        let fixed = TlsOptions {
+            server_name: Some("redis.internal".into()),
+            ..TlsOptions::default()
+        };
+        let tls = build(&info("rediss://10.0.0.1:7000"), fixed)
+            .expect("built")
+            .expect("TLS");
+        assert_eq!(
+            tls.for_host("10.0.0.2").server_name.to_str(),
+            "redis.internal"
+        );
     }
 
     #[test]
