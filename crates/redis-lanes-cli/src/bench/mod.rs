@@ -8,6 +8,7 @@
 
 mod chart;
 mod clients;
+mod cluster;
 mod commands;
 mod hol;
 mod progress;
@@ -96,6 +97,8 @@ pub(crate) enum Scenario {
     Release,
     /// A server that goes silent: first error, hanging calls, recovery.
     Silent,
+    /// Redis Cluster: throughput, resharding, failover, on local clusters of its own.
+    Cluster,
 }
 
 /// The operation a throughput cell measures.
@@ -132,6 +135,7 @@ pub(crate) async fn run(args: Args) -> Result<bool, BoxError> {
         seed: wanted(Scenario::Seed).then(|| seed::Plan::new(args.quick)),
         release: wanted(Scenario::Release).then(|| release::Plan::new(args.quick)),
         silent: wanted(Scenario::Silent).then(|| silent::Plan::new(args.quick)),
+        cluster: wanted(Scenario::Cluster).then(|| cluster::Plan::new(args.quick)),
     };
 
     let _server; // Kept alive for the whole run; dropping it stops the server.
@@ -184,6 +188,7 @@ struct Plan {
     seed: Option<seed::Plan>,
     release: Option<release::Plan>,
     silent: Option<silent::Plan>,
+    cluster: Option<cluster::Plan>,
 }
 
 /// The throughput cells the options ask for.
@@ -251,6 +256,9 @@ async fn scenarios(
     // must not run next to anything measured.
     if let Some(plan) = plan.silent {
         done(silent::run(url, admin, prefix, &plan).await?);
+    }
+    if let Some(plan) = plan.cluster {
+        done(cluster::run(&plan).await?);
     }
     Ok((server_version, sections))
 }
