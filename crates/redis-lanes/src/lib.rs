@@ -37,7 +37,21 @@
 //!    services built on it: `blocking/` (blocking lanes, the cancel guard, recovery of
 //!    raced data), `exclusive/` ([`Exclusive`] leases, transactions), `pubsub/` (the
 //!    [`Subscriber`]).
-//! 5. [`Client`] (`client.rs`), a handle over one `Core`, and [`Builder`] (`builder.rs`).
+//! 5. [`Client`] (`client.rs`), a handle over one `Core`, and [`Builder`] (`builder.rs`);
+//!    [`ClusterClient`] (`cluster/`), a handle over one `Core` per node, routed by hash
+//!    slot (`cluster/slot.rs`, `topology.rs`, `commands.rs`, `plan.rs`).
+//!
+//! # Redis Cluster
+//!
+//! [`ClusterClient`] keeps the whole contract on every node: each node has its own
+//! shared lane, blocking-lane pool (a dropped blocking call is cancelled on *that* node,
+//! ordered before the next command sent there) and exclusive-lane pool. Keys are located
+//! with the server's `COMMAND` key specifications; multi-key commands over several
+//! slots are split and merged, keyless ones fanned out by their request and response
+//! policies, and any other cross-slot command refused (`CROSSSLOT`) before it is sent.
+//! `MOVED`, `ASK` (with `ASKING` in the same pipeline) and `TRYAGAIN` are followed
+//! within [`ClusterBuilder::max_redirects`]; a refresh task keeps the slot map; a request
+//! for a dead master's slot waits for the promoted replica rather than for the dead node.
 //!
 //! # TLS
 //!

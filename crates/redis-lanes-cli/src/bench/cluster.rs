@@ -362,6 +362,9 @@ async fn resharding(
     })
 }
 
+/// Per task: its last success, and when the call in flight began.
+type TaskState = (Option<Instant>, Option<Instant>);
+
 #[derive(Debug, Default)]
 struct Failover {
     promotion: Duration,
@@ -374,8 +377,7 @@ async fn failover_recovery(kind: Kind, horizon: Duration) -> Result<Failover, Bo
     let mut cluster = tokio::task::spawn_blocking(|| RedisCluster::start(3, 1)).await??;
     let client = Client::connect(kind, &cluster.urls()).await?;
     let stop = Arc::new(AtomicBool::new(false));
-    let state: Arc<Mutex<Vec<(Option<Instant>, Option<Instant>)>>> =
-        Arc::new(Mutex::new(vec![(None, None); 8]));
+    let state: Arc<Mutex<Vec<TaskState>>> = Arc::new(Mutex::new(vec![(None, None); 8]));
     let mut handles = Vec::new();
     for task in 0..8 {
         let mut client = client.clone();
