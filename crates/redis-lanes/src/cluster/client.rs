@@ -116,9 +116,11 @@ struct Inner {
     seeds: Vec<NodeAddr>,
     max_redirects: u32,
     commands: Commands,
-    map: RwLock<Arc<SlotMap>>,
+    map: RwLock<Arc<Snapshot>>,
     /// Slots a `MOVED` moved since the map was read; cleared by the next refresh.
     moved: Mutex<HashMap<u16, NodeAddr>>,
+    /// Whether `moved` has entries: the hot path looks at this flag, not the lock.
+    any_moved: AtomicBool,
     nodes: Mutex<HashMap<NodeAddr, Arc<tokio::sync::OnceCell<Arc<Core>>>>>,
     /// Asks the refresh task for a refresh now. Shared with the task, which must not
     /// hold the client while it waits.
@@ -136,6 +138,22 @@ struct Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         self.stop.cancel();
+    }
+}
+
+/// The slot map, and each shard's master connected: the hot path routes on this with
+/// one read lock and no lookup by address.
+struct Snapshot {
+    map: SlotMap,
+    /// By shard index; `None` where connecting failed (the slow path tries again).
+    masters: Vec<Option<Arc<Core>>>,
+}
+
+impl std::ops::Deref for Snapshot {
+    type Target = SlotMap;
+
+    fn deref(&self) -> &SlotMap {
+        &self.map
     }
 }
 
@@ -198,8 +216,12 @@ impl ClusterClient {
                             seeds: seeds.clone(),
                             max_redirects: builder.max_redirects,
                             commands,
-                            map: RwLock::new(Arc::new(map)),
+                            map: RwLock::new(Arc::new(Snapshot {
+                                map,
+                                masters: Vec::new(),
+                            })),
                             moved: Mutex::default(),
+                            any_moved: AtomicBool::new(false),
                             nodes: Mutex::default(),
                             refresh: Arc::new(Notify::new()),
                             redirects: Default::default(),
@@ -209,6 +231,8 @@ impl ClusterClient {
                             stop: CancellationToken::new(),
                         });
                         inner.adopt(seed.clone(), core);
+                        let map = inner.map().map.clone();
+                        inner.swap(map).await;
                         spawn_refresher(&inner, builder.refresh_interval);
                         return Ok(ClusterClient { inner });
                     }
@@ -334,8 +358,22 @@ impl Inner {
         self.lock_nodes().insert(addr, Arc::new(cell));
     }
 
-    fn map(&self) -> Arc<SlotMap> {
+    fn map(&self) -> Arc<Snapshot> {
         Arc::clone(&self.map.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The hot path: the connected master of `slot` from the snapshot, when no `MOVED`
+    /// overrides it. `None` sends the request down the slow path.
+    fn ready_master(&self, slot: u16) -> Option<Arc<Core>> {
+        if self.any_moved.load(SeqCst) {
+            return None;
+        }
+        let snapshot = self.map.read().unwrap_or_else(PoisonError::into_inner);
+        let core = snapshot
+            .masters
+            .get(snapshot.shard_index(slot)?)?
+            .as_ref()?;
+        core.is_connected().then(|| Arc::clone(core))
     }
 
     /// The master of `slot`, as the last `MOVED` or the map says.
@@ -389,6 +427,13 @@ impl Inner {
         let mut attempt = 0;
         loop {
             let reply = match &target {
+                Target::Slot(slot) if attempt == 0 => match self.ready_master(*slot) {
+                    Some(core) => core.send(cmd).await,
+                    None => match self.live_owner(*slot).await {
+                        Some(addr) => self.attempt(&addr, cmd, false).await,
+                        None => Err(self.uncovered(*slot).await),
+                    },
+                },
                 Target::Slot(slot) => match self.live_owner(*slot).await {
                     Some(addr) => self.attempt(&addr, cmd, false).await,
                     None => Err(self.uncovered(*slot).await),
@@ -451,6 +496,7 @@ impl Inner {
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .insert(*slot, to.clone());
+                self.any_moved.store(true, SeqCst);
                 self.refresh.notify_one();
                 0
             }
@@ -673,7 +719,7 @@ impl Inner {
                     if uncovered > 0 {
                         tracing::warn!(uncovered, node = %addr, "slots without a node");
                     }
-                    self.swap(map);
+                    self.swap(map).await;
                     return;
                 }
                 Err(err) => tracing::debug!(node = %addr, error = %err, "topology refresh failed"),
@@ -682,18 +728,29 @@ impl Inner {
         tracing::warn!("no cluster node answered a topology refresh");
     }
 
-    fn swap(&self, map: SlotMap) {
+    /// Connects the new map's masters (those not connected yet), then swaps the map in.
+    async fn swap(&self, map: SlotMap) {
         let keep: Vec<NodeAddr> = map
             .shards()
             .iter()
             .flat_map(|s| std::iter::once(s.master.clone()).chain(s.replicas.iter().cloned()))
             .chain(self.seeds.iter().cloned())
             .collect();
-        *self.map.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(map);
-        self.moved
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+        let connects = map.shards().iter().map(|shard| async move {
+            // Bounded, so an unreachable new master cannot hold the refresh up for a
+            // whole connect timeout; it is tried again by the slow path.
+            tokio::time::timeout(Duration::from_secs(1), self.node(&shard.master))
+                .await
+                .ok()?
+                .ok()
+        });
+        let masters = futures_util::future::join_all(connects).await;
+        *self.map.write().unwrap_or_else(PoisonError::into_inner) =
+            Arc::new(Snapshot { map, masters });
+        let mut moved = self.moved.lock().unwrap_or_else(PoisonError::into_inner);
+        moved.clear();
+        self.any_moved.store(false, SeqCst);
+        drop(moved);
         // Nodes that left the map (a master that failed, a node removed) are closed: a
         // request parked on one while it reconnects gets a retry-safe error at once and
         // is routed again by the new map.

@@ -77,6 +77,10 @@ struct KeySpec {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Command {
     specs: Vec<KeySpec>,
+    /// The position of the only key, for the commonest shape (`GET k`, `SET k v`,
+    /// `HGET k f`): one spec, one key at a fixed index, not a container of
+    /// subcommands. Routing such a command needs no allocation.
+    pub(crate) single_key_at: Option<usize>,
     pub(crate) request: Option<RequestPolicy>,
     pub(crate) response: Option<ResponsePolicy>,
     /// `container|sub`, by lower-case subcommand name.
@@ -118,10 +122,25 @@ impl Commands {
         Ok(Commands { by_name })
     }
 
+    /// The routing facts of a command by its name alone (not its subcommand's), looked
+    /// up without allocating for names of up to 32 bytes.
+    pub(crate) fn by_name(&self, name: &[u8]) -> Option<&Command> {
+        let mut buf = [0u8; 32];
+        match buf.get_mut(..name.len()) {
+            Some(lowered) => {
+                for (dst, src) in lowered.iter_mut().zip(name) {
+                    *dst = src.to_ascii_lowercase();
+                }
+                self.by_name.get(&*lowered)
+            }
+            None => self.by_name.get(&lower(name)),
+        }
+    }
+
     /// The routing facts of the command `args` starts with (its subcommand's, for a
     /// container such as `XGROUP CREATE`).
     pub(crate) fn lookup(&self, args: &[&[u8]]) -> Option<&Command> {
-        let command = self.by_name.get(&lower(args.first()?))?;
+        let command = self.by_name(args.first()?)?;
         if command.subcommands.is_empty() {
             return Some(command);
         }
@@ -272,6 +291,16 @@ fn command(item: &Value) -> Option<(Vec<u8>, Command)> {
                 command.subcommands.insert(short, sub_command);
             }
         }
+    }
+    if let (
+        [KeySpec {
+            begin: Begin::Index(at),
+            find: Find::Range { last: 0, .. },
+        }],
+        true,
+    ) = (command.specs.as_slice(), command.subcommands.is_empty())
+    {
+        command.single_key_at = (*at > 0).then_some(*at);
     }
     Some((name, command))
 }

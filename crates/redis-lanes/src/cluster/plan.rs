@@ -62,6 +62,19 @@ pub(crate) fn args(cmd: &Cmd) -> Vec<&[u8]> {
 /// [`ErrorKind::Refused`] (`CROSSSLOT`) for keys in several slots of a command that is
 /// not split by slot.
 pub(crate) fn plan(cmd: &Cmd, commands: &Commands) -> Result<Plan, Error> {
+    // The common case first, without collecting the arguments: one key at a fixed place.
+    let mut iter = cmd.args_iter();
+    if let Some(Arg::Simple(name)) = iter.next() {
+        if let Some(command) = commands.by_name(name) {
+            if let Some(at) = command.single_key_at {
+                // `at` counts the name, which `iter` is past.
+                return Ok(match iter.nth(at - 1) {
+                    Some(Arg::Simple(key)) => Plan::Slot(slot(key)),
+                    _ => Plan::Any,
+                });
+            }
+        }
+    }
     let args = args(cmd);
     let Some(command) = commands.lookup(&args) else {
         return Ok(Plan::Any);
@@ -173,7 +186,18 @@ mod tests {
         let plan = |words: &[&str]| plan(&cmd(words), &commands);
         assert!(matches!(plan(&["GET", "{t}a"]), Ok(Plan::Slot(s)) if s == slot(b"t")));
         assert!(matches!(plan(&["MGET", "{t}a", "{t}b"]), Ok(Plan::Slot(_))));
-        assert!(matches!(plan(&["PING"]), Ok(Plan::Any)));
+        // PING's tips ask for every shard, all of which must answer.
+        assert!(matches!(
+            plan(&["PING"]),
+            Ok(Plan::Fanout {
+                all_nodes: false,
+                response: Some(ResponsePolicy::AllSucceeded)
+            })
+        ));
+        assert!(matches!(plan(&["TIME"]), Ok(Plan::Any)));
+        assert!(matches!(plan(&["SET", "k"]), Ok(Plan::Slot(_))));
+        // The fast path with its key missing: any node, which answers the error.
+        assert!(matches!(plan(&["GET"]), Ok(Plan::Any)));
         assert!(matches!(plan(&["NO.SUCH", "x"]), Ok(Plan::Any)));
         assert!(matches!(
             plan(&["DBSIZE"]),

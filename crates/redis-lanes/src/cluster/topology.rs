@@ -78,6 +78,12 @@ impl SlotMap {
         self.shards.get(usize::from(index))
     }
 
+    /// The index (in [`SlotMap::shards`]) of the shard serving `slot`, if any.
+    pub(crate) fn shard_index(&self, slot: u16) -> Option<usize> {
+        let index = *self.owner.get(usize::from(slot))?;
+        (index != NONE).then_some(usize::from(index))
+    }
+
     /// The master serving `slot`, if any.
     pub(crate) fn master(&self, slot: u16) -> Option<&NodeAddr> {
         self.shard(slot).map(|shard| &shard.master)
