@@ -875,23 +875,34 @@ async fn topology_of(core: &Core, seed_host: &str) -> Result<SlotMap, Error> {
 }
 
 /// The task that refreshes the map: on request (coalesced: many asks while one refresh
-/// runs make one more), on a timer, and never more often than every 100 ms. It holds
-/// the client only while refreshing, so dropping the last handle ends it.
+/// runs make one more), on a timer, when a master's connection is found down (checked
+/// every `WATCH`, no network involved: a failover is noticed even while no request goes
+/// to that master), and never more often than every 100 ms. It holds the client only
+/// while refreshing, so dropping the last handle ends it.
 fn spawn_refresher(inner: &Arc<Inner>, interval: Duration) {
     const MIN_GAP: Duration = Duration::from_millis(100);
+    const WATCH: Duration = Duration::from_millis(500);
     let weak: Weak<Inner> = Arc::downgrade(inner);
     let stop = inner.stop.clone();
     let asked = Arc::clone(&inner.refresh);
     tokio::spawn(async move {
+        let mut last = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 () = stop.cancelled() => return,
                 () = asked.notified() => {}
-                () = tokio::time::sleep(interval) => {}
+                () = tokio::time::sleep(WATCH) => {
+                    let Some(inner) = weak.upgrade() else { return };
+                    let down = inner.map().masters.iter().flatten().any(|core| !core.is_connected());
+                    if !down && last.elapsed() < interval {
+                        continue;
+                    }
+                }
             }
             let Some(inner) = weak.upgrade() else { return };
             inner.refresh_once().await;
             drop(inner);
+            last = tokio::time::Instant::now();
             tokio::select! {
                 () = stop.cancelled() => return,
                 () = tokio::time::sleep(MIN_GAP) => {}
