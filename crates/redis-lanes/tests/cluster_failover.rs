@@ -15,6 +15,22 @@ use redis_lanes_testkit::RedisCluster;
 use tokio::time::Instant;
 
 const TASKS: usize = 8;
+
+/// When each task last succeeded.
+type LastOk = Arc<Mutex<Vec<Option<Instant>>>>;
+
+/// Waits until every task has succeeded after `since`; whether it did within 10 s.
+async fn all_back_after(last_ok: &LastOk, since: Instant) -> bool {
+    common::eventually(Duration::from_secs(10), || {
+        let all = last_ok
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|t| t.is_some_and(|t| t > since));
+        async move { all }
+    })
+    .await
+}
 /// No call may take longer than this: the dead master's in-flight requests fail at
 /// once, new ones wait for the promotion (about 1.5–3 s with a node timeout of 1 s).
 const CALL_BOUND: Duration = Duration::from_secs(10);
@@ -26,8 +42,7 @@ async fn a_killed_master_is_replaced_without_user_action() {
     let seeds: Vec<&str> = urls.iter().map(String::as_str).collect();
     let client = ClusterClient::connect(&seeds).await.expect("connect");
     let stop = Arc::new(AtomicBool::new(false));
-    // When each task last succeeded.
-    let last_ok: Arc<Mutex<Vec<Option<Instant>>>> = Arc::new(Mutex::new(vec![None; TASKS]));
+    let last_ok: LastOk = Arc::new(Mutex::new(vec![None; TASKS]));
     let mut tasks = Vec::new();
     for task in 0..TASKS {
         let mut conn = client.clone();
@@ -71,15 +86,7 @@ async fn a_killed_master_is_replaced_without_user_action() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
     // Every task succeeds again after the promotion.
-    let recovered = common::eventually(Duration::from_secs(10), || {
-        let all = last_ok
-            .lock()
-            .unwrap()
-            .iter()
-            .all(|t| t.is_some_and(|t| t > promoted));
-        async move { all }
-    })
-    .await;
+    let recovered = all_back_after(&last_ok, promoted).await;
     let after = promoted.elapsed();
     assert!(
         recovered,
@@ -96,32 +103,14 @@ async fn a_killed_master_is_replaced_without_user_action() {
         "the old master rejoined as a replica"
     );
     let resumed = Instant::now();
-    assert!(
-        common::eventually(Duration::from_secs(10), || {
-            let all = last_ok
-                .lock()
-                .unwrap()
-                .iter()
-                .all(|t| t.is_some_and(|t| t > resumed));
-            async move { all }
-        })
-        .await
-    );
+    assert!(all_back_after(&last_ok, resumed).await);
     // A coordinated failover back: the old master takes over again.
     let handed = Instant::now();
     cluster
         .failover(victim, Duration::from_secs(20))
         .expect("CLUSTER FAILOVER");
     assert!(
-        common::eventually(Duration::from_secs(10), || {
-            let all = last_ok
-                .lock()
-                .unwrap()
-                .iter()
-                .all(|t| t.is_some_and(|t| t > handed));
-            async move { all }
-        })
-        .await,
+        all_back_after(&last_ok, handed).await,
         "not every task succeeded after the coordinated failover"
     );
     stop.store(true, SeqCst);

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 
 use redis::Value;
 
+use super::value::{bytes, entries as map, list};
 use crate::error::Error;
 
 /// How a keyless (or multi-key) command is sent, from its `request_policy` tip.
@@ -412,37 +413,6 @@ fn response_policy(text: &str) -> Option<ResponsePolicy> {
         "special" => ResponsePolicy::Special,
         _ => return None,
     })
-}
-
-/// The items of an array, or of a RESP3 set (which `COMMAND` uses for tips, key specs
-/// and subcommands).
-fn list(value: &Value) -> Option<&[Value]> {
-    match value {
-        Value::Array(items) | Value::Set(items) => Some(items),
-        _ => None,
-    }
-}
-
-/// A map's entries, from a RESP3 map or a RESP2 flat array.
-fn map(value: &Value) -> Option<Vec<(String, &Value)>> {
-    let key = |k: &Value| bytes(k).map(|b| String::from_utf8_lossy(&b).into_owned());
-    match value {
-        Value::Map(entries) => entries.iter().map(|(k, v)| Some((key(k)?, v))).collect(),
-        Value::Array(flat) if flat.len() % 2 == 0 => flat
-            .chunks(2)
-            .map(|kv| Some((key(&kv[0])?, &kv[1])))
-            .collect(),
-        _ => None,
-    }
-}
-
-fn bytes(value: &Value) -> Option<Vec<u8>> {
-    match value {
-        Value::BulkString(b) => Some(b.clone()),
-        Value::SimpleString(s) => Some(s.as_bytes().to_vec()),
-        Value::VerbatimString { text, .. } => Some(text.as_bytes().to_vec()),
-        _ => None,
-    }
 }
 
 fn lower(name: &[u8]) -> Vec<u8> {

@@ -7,6 +7,7 @@
 //!   the server's `COMMAND` reply.
 //!
 //! - `plan.rs`: where one command goes (a slot, any node, every node, split by slot).
+//! - `value.rs`: reading map-, list- and text-shaped replies in both protocols.
 //! - `redirect.rs`: what `MOVED`, `ASK`, `TRYAGAIN` and `CLUSTERDOWN` ask for.
 //! - `client.rs`: [`ClusterClient`], one per-node `Core` per node, and the refresh task.
 
@@ -16,5 +17,6 @@ mod plan;
 mod redirect;
 pub(crate) mod slot;
 pub(crate) mod topology;
+mod value;
 
 pub use client::{ClusterBuilder, ClusterClient};

@@ -7,6 +7,7 @@
 use redis::Value;
 
 use super::slot::SLOTS;
+use super::value::{entries as pairs, int, list, text};
 use crate::error::Error;
 
 /// Where a node listens, as the cluster announces it.
@@ -111,7 +112,7 @@ fn bad(what: &str) -> Error {
 ///
 /// [`ErrorKind::Protocol`] for a reply of another shape.
 pub(crate) fn from_shards(reply: &Value, seed_host: &str) -> Result<SlotMap, Error> {
-    let Value::Array(items) = reply else {
+    let Some(items) = list(reply) else {
         return Err(bad("CLUSTER SHARDS is not an array"));
     };
     let mut shards = Vec::new();
@@ -253,34 +254,6 @@ fn slots_node(node: &Value, seed_host: &str) -> Result<NodeAddr, Error> {
         .and_then(|p| u16::try_from(p).ok())
         .ok_or_else(|| bad("a node without a port"))?;
     Ok(NodeAddr { host, port })
-}
-
-/// A map's entries, from a RESP3 map or a RESP2 flat array of keys and values.
-fn pairs(value: &Value) -> Option<Vec<(String, &Value)>> {
-    match value {
-        Value::Map(entries) => entries.iter().map(|(k, v)| Some((text(k)?, v))).collect(),
-        Value::Array(flat) if flat.len() % 2 == 0 => flat
-            .chunks(2)
-            .map(|kv| Some((text(&kv[0])?, &kv[1])))
-            .collect(),
-        _ => None,
-    }
-}
-
-fn text(value: &Value) -> Option<String> {
-    match value {
-        Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
-        Value::SimpleString(s) => Some(s.clone()),
-        Value::VerbatimString { text, .. } => Some(text.clone()),
-        _ => None,
-    }
-}
-
-fn int(value: &Value) -> Option<i64> {
-    match value {
-        Value::Int(n) => Some(*n),
-        other => text(other)?.parse().ok(),
-    }
 }
 
 fn slot_number(value: &Value) -> Result<u16, Error> {

@@ -119,36 +119,24 @@ fn slots_form_groups_ranges_by_master() {
     assert_eq!(map.shard(0).unwrap().replicas[0].to_string(), "r:4");
 }
 
-#[test]
-fn bad_maps_are_refused() {
-    let overlap = vec![
-        Shard {
-            slots: vec![(0, 10)],
-            master: NodeAddr {
-                host: "a".into(),
-                port: 1,
-            },
-            replicas: vec![],
-        },
-        Shard {
-            slots: vec![(10, 20)],
-            master: NodeAddr {
-                host: "b".into(),
-                port: 1,
-            },
-            replicas: vec![],
-        },
-    ];
-    assert!(SlotMap::new(overlap).is_err());
-    let out_of_range = vec![Shard {
-        slots: vec![(0, 16384)],
+/// One shard served by `host:1`.
+fn one_shard(host: &str, start: u16, end: u16) -> Shard {
+    Shard {
+        slots: vec![(start, end)],
         master: NodeAddr {
-            host: "a".into(),
+            host: host.into(),
             port: 1,
         },
         replicas: vec![],
-    }];
-    assert!(SlotMap::new(out_of_range).is_err());
+    }
+}
+
+#[test]
+fn bad_maps_are_refused() {
+    let overlap = vec![one_shard("a", 0, 10), one_shard("b", 10, 20)];
+    assert!(SlotMap::new(overlap).is_err());
+    assert!(SlotMap::new(vec![one_shard("a", 0, 16384)]).is_err());
+    assert!(SlotMap::new(vec![one_shard("a", 0, 16383)]).is_ok());
     assert!(from_shards(&Value::Int(1), "s").is_err());
     assert!(from_slots(&Value::Nil, "s").is_err());
 }
