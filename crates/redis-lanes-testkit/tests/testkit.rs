@@ -270,8 +270,21 @@ fn command_decodes_simple_replies() {
     assert_eq!(error.kind(), ErrorKind::ServerReply);
     assert!(error.to_string().starts_with("ERR"), "{error}");
     assert_eq!(server.command(&[]).unwrap_err().kind(), ErrorKind::Protocol);
+    // A flat array: its elements, one per line.
+    let mut keys: Vec<String> = server
+        .command(&["KEYS", "*"])
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    keys.sort();
+    assert_eq!(keys, ["k", "n"]);
+    // A nested one is not decoded.
     assert_eq!(
-        server.command(&["KEYS", "*"]).unwrap_err().kind(),
+        server
+            .command(&["COMMAND", "INFO", "GET"])
+            .unwrap_err()
+            .kind(),
         ErrorKind::Protocol
     );
 }
