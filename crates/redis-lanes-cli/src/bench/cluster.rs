@@ -327,7 +327,8 @@ async fn resharding(
             let masters = cluster.masters().map_err(|e| e.to_string())?;
             for tag in 0..TAGS {
                 let key = format!("{{r{round}t{tag}}}");
-                let slot: u16 = cluster.nodes()[masters[0]]
+                let first = *masters.first().ok_or("no master")?;
+                let slot: u16 = cluster.nodes()[first]
                     .command(&["CLUSTER", "KEYSLOT", &key])
                     .map_err(|e| e.to_string())?
                     .parse()
@@ -406,7 +407,7 @@ async fn failover_recovery(kind: Kind, horizon: Duration) -> Result<Failover, Bo
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     let masters = cluster.masters()?;
-    let victim = masters[0];
+    let victim = *masters.first().ok_or("no master in the cluster")?;
     let replica = cluster.replica_of(victim)?;
     cluster.node_mut(victim).stop();
     let killed = Instant::now();

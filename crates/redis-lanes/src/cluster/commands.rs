@@ -210,9 +210,10 @@ impl KeySpec {
         let (first, last, step) = match &self.find {
             Find::Range { last, step, limit } => {
                 let end = if *last >= 0 {
-                    start + usize::try_from(*last).ok()?
+                    start.saturating_add(usize::try_from(*last).ok()?)
                 } else if *last == -1 && *limit > 1 {
-                    start + (len - start) / limit - 1
+                    // Empty when fewer arguments remain than `limit`.
+                    (start + (len - start) / limit).checked_sub(1)?
                 } else {
                     len.checked_sub(usize::try_from(last.unsigned_abs()).ok()?)?
                 };
@@ -230,9 +231,10 @@ impl KeySpec {
                 if count == 0 {
                     return Some(Vec::new());
                 }
-                let first = start + first;
+                // The count is the caller's argument: huge values must not overflow.
+                let first = start.saturating_add(*first);
                 let step = (*step).max(1);
-                let last = first + (count - 1) * step;
+                let last = first.saturating_add((count - 1).saturating_mul(step));
                 (first, last.min(len.saturating_sub(1)), step)
             }
             Find::Unknown => return None,

@@ -126,6 +126,11 @@ fn a_module_command_by_its_key_specs() {
         at(&[]),
         "no keyword: no keys"
     );
+    // A count far beyond the arguments: the keys that are there, no overflow.
+    assert_eq!(
+        keys_of(&commands, "mod.join x KEYS 18446744073709551615 a b"),
+        at(&[4, 5])
+    );
     // An unreadable count: the keys cannot be told.
     assert_eq!(keys_of(&commands, "mod.join KEYS many a"), Keys::Unknown);
 }
