@@ -260,15 +260,7 @@ impl ClusterClient {
     /// As for [`Client::send`](crate::Client::send), on the node the command went to.
     pub async fn send(&self, cmd: &Cmd) -> Result<Value, Error> {
         self.check_open()?;
-        match plan::plan(cmd, &self.inner.commands)? {
-            Plan::Slot(slot) => self.inner.send_to(Target::Slot(slot), cmd).await,
-            Plan::Any => self.inner.send_any(cmd).await,
-            Plan::Fanout {
-                all_nodes,
-                response,
-            } => self.inner.fanout(cmd, all_nodes, response).await,
-            Plan::Split(split) => self.inner.split(split).await,
-        }
+        self.inner.send(cmd).await
     }
 
     async fn send_pipeline(
@@ -420,6 +412,19 @@ impl Inner {
             .get_or_try_init(|| Core::connect(self.base.for_node(&addr.host, addr.port)))
             .await?;
         Ok(Arc::clone(core))
+    }
+
+    /// Plans `cmd` and sends it where the plan says.
+    async fn send(&self, cmd: &Cmd) -> Result<Value, Error> {
+        match plan::plan(cmd, &self.commands)? {
+            Plan::Slot(slot) => self.send_to(Target::Slot(slot), cmd).await,
+            Plan::Any => self.send_any(cmd).await,
+            Plan::Fanout {
+                all_nodes,
+                response,
+            } => self.fanout(cmd, all_nodes, response).await,
+            Plan::Split(split) => self.split(split).await,
+        }
     }
 
     /// Sends `cmd` to `target`, following redirects up to the limit.
@@ -668,13 +673,7 @@ impl Inner {
         // Redirected commands were not executed: each is sent again on its own, and
         // follows its redirect. The rest of the pipeline has run; order between nodes was
         // never promised, only each reply in its place.
-        let resends = alone.iter().map(|&index| {
-            let cmd = cmds[index];
-            async move {
-                let client = ClusterClientRef(self);
-                client.send(cmd).await
-            }
-        });
+        let resends = alone.iter().map(|&index| self.send(cmds[index]));
         let resent = futures_util::future::try_join_all(resends).await?;
         for (&index, value) in alone.iter().zip(resent) {
             replies[index] = value;
@@ -767,24 +766,6 @@ impl Inner {
         }
         self.version.fetch_add(1, SeqCst);
         self.refreshed.notify_waiters();
-    }
-}
-
-/// A borrowed client for requests made from inside `Inner` (a redirected command of a
-/// pipeline), so they are planned like any other.
-struct ClusterClientRef<'a>(&'a Inner);
-
-impl ClusterClientRef<'_> {
-    async fn send(&self, cmd: &Cmd) -> Result<Value, Error> {
-        match plan::plan(cmd, &self.0.commands)? {
-            Plan::Slot(slot) => self.0.send_to(Target::Slot(slot), cmd).await,
-            Plan::Any => self.0.send_any(cmd).await,
-            Plan::Fanout {
-                all_nodes,
-                response,
-            } => Box::pin(self.0.fanout(cmd, all_nodes, response)).await,
-            Plan::Split(split) => Box::pin(self.0.split(split)).await,
-        }
     }
 }
 
