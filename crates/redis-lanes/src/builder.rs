@@ -22,7 +22,9 @@ use crate::Subscriber;
 
 /// Options for a [`Client`], starting from a connection URL.
 ///
-/// Created by [`Client::builder`]. The URL is checked when the builder connects, so a
+/// Created by [`Client::builder`]. URLs: `redis://`, `rediss://` (TLS), `redis+unix://`
+/// and `unix://`, or Valkey's spellings of the same, `valkey://`, `valkeys://` and
+/// `valkey+unix://`. The URL is checked when the builder connects, so a
 /// bad URL is reported by [`Builder::connect`] as an error of kind
 /// [`ErrorKind::InvalidConfig`].
 ///
@@ -58,6 +60,8 @@ pub struct Builder {
     tls: TlsOptions,
     tcp: TcpOptions,
     health: HealthOptions,
+    #[cfg(feature = "metrics")]
+    metrics_interval: Duration,
 }
 
 impl Builder {
@@ -79,6 +83,8 @@ impl Builder {
             tls: Default::default(),
             tcp: TcpOptions::default(),
             health: HealthOptions::default(),
+            #[cfg(feature = "metrics")]
+            metrics_interval: Duration::from_secs(1),
         }
     }
 
@@ -320,6 +326,10 @@ impl Builder {
         {
             return invalid("health_check intervals and timeouts must be longer than zero");
         }
+        #[cfg(feature = "metrics")]
+        if self.metrics_interval.is_zero() {
+            return invalid("metrics_interval must be longer than zero");
+        }
         let connect =
             ConnectOptions::new(info, self.tls, self.limits, self.connect_timeout, self.tcp)?;
         Ok(Config {
@@ -337,6 +347,8 @@ impl Builder {
             blocking: self.blocking,
             exclusive: self.exclusive,
             pubsub: self.pubsub,
+            #[cfg(feature = "metrics")]
+            metrics_interval: self.metrics_interval,
         })
     }
 
@@ -393,6 +405,18 @@ impl Builder {
     /// and the check would find the server silent.
     pub fn health_check(mut self, interval: impl Into<Option<Duration>>) -> Self {
         self.health.interval = interval.into();
+        self
+    }
+
+    /// How often the client's counters and gauges (the fields of [`Stats`]) are published
+    /// to the `metrics` recorder. Default: 1 s. Latency histograms are recorded per
+    /// request, whatever this says. Only with the `metrics` feature; see the crate docs'
+    /// section on observability.
+    ///
+    /// [`Stats`]: crate::Stats
+    #[cfg(feature = "metrics")]
+    pub fn metrics_interval(mut self, interval: Duration) -> Self {
+        self.metrics_interval = interval;
         self
     }
 

@@ -65,6 +65,28 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// The kind as an identifier, for the `error.type` of spans.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Self::InvalidConfig => "invalid_config",
+            Self::Connect => "connect",
+            Self::Auth => "auth",
+            Self::Handshake => "handshake",
+            Self::ConnectionLost => "connection_lost",
+            Self::Closed => "closed",
+            Self::Timeout => "timeout",
+            Self::Protocol => "protocol",
+            Self::Refused => "refused",
+            Self::PoolTimeout => "pool_timeout",
+            Self::TransactionConflict => "transaction_conflict",
+            Self::Overflow => "overflow",
+            Self::Server => "server",
+            Self::InvalidCommand => "invalid_command",
+            Self::ResponseTooLarge => "response_too_large",
+            Self::Backpressure => "backpressure",
+        }
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             Self::InvalidConfig => "invalid configuration",
@@ -337,6 +359,11 @@ impl Error {
     }
 
     /// The server's error reply this error stands for, if it is one.
+    /// The server's error code (`WRONGTYPE`, `NOSCRIPT`), for an error reply.
+    pub(crate) fn server_code(&self) -> Option<&str> {
+        self.server_error().map(redis::ServerError::code)
+    }
+
     fn server_error(&self) -> Option<&redis::ServerError> {
         self.inner.source.as_deref()?.downcast_ref()
     }

@@ -197,6 +197,7 @@ mod api_tests {
 
 // Layer 0, pure: errors, the protocol, routing decisions, URLs, counters, policies.
 mod error;
+mod observe;
 mod reconnect;
 mod resp;
 mod route;

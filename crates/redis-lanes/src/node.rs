@@ -15,6 +15,7 @@ use crate::blocking::{self, Blocking, BlockingOptions, Commands};
 use crate::error::{Error, ErrorKind};
 use crate::exclusive::{ExclusiveOptions, Exclusives};
 use crate::lane::{self, Lane, LaneOptions};
+use crate::observe::{Kind, Op, Peer};
 use crate::pubsub::{SubscriberOptions, Totals};
 use crate::route::{self, Block, BlockKind, Route};
 use crate::stats::Stats;
@@ -27,6 +28,9 @@ pub(crate) struct Config {
     pub(crate) blocking: BlockingOptions,
     pub(crate) exclusive: ExclusiveOptions,
     pub(crate) pubsub: SubscriberOptions,
+    /// How often counters and gauges are published to the `metrics` recorder.
+    #[cfg(feature = "metrics")]
+    pub(crate) metrics_interval: Duration,
 }
 
 impl Config {
@@ -41,6 +45,8 @@ impl Config {
             blocking: self.blocking.clone(),
             exclusive: self.exclusive.clone(),
             pubsub: self.pubsub.clone(),
+            #[cfg(feature = "metrics")]
+            metrics_interval: self.metrics_interval,
         }
     }
 }
@@ -59,6 +65,8 @@ pub(crate) struct Core {
     exclusive: Arc<Exclusives>,
     /// Message counters summed over this server's subscribers.
     pubsub: Arc<Totals>,
+    /// The server as spans and metrics name it.
+    peer: Peer,
     closing: AtomicBool,
 }
 
@@ -101,14 +109,42 @@ impl Core {
             generation,
             runtime,
         ));
-        Ok(Arc::new(Core {
+        let core = Arc::new(Core {
+            peer: Peer::new(&config.lane.connect.info),
             config,
             shared,
             blocking,
             exclusive,
             pubsub: Arc::default(),
             closing: AtomicBool::new(false),
-        }))
+        });
+        #[cfg(feature = "metrics")]
+        {
+            // Holds a `Weak`: the task never keeps the core (or its connections) alive.
+            let weak = Arc::downgrade(&core);
+            core.peer.metrics.spawn_publisher(
+                &core.blocking.runtime,
+                core.config.metrics_interval,
+                move || {
+                    let core = weak.upgrade()?;
+                    core.peer.metrics.publish(&core.stats());
+                    Some(())
+                },
+            );
+        }
+        Ok(core)
+    }
+
+    /// The server as spans and metrics name it.
+    pub(crate) fn peer(&self) -> &Peer {
+        &self.peer
+    }
+
+    /// The error for a refused command, counted.
+    pub(crate) fn refused(&self, refusal: route::Refusal) -> Error {
+        #[cfg(feature = "metrics")]
+        self.peer.metrics.refusal(refusal.label());
+        refusal.error()
     }
 
     pub(crate) fn config(&self) -> &Config {
@@ -146,17 +182,28 @@ impl Core {
         self.check_open()?;
         match route::classify_cmd(cmd, &self.blocking.declared) {
             Route::Shared => {
-                let first = self.shared.send_unrouted(cmd).await;
-                match first {
-                    Err(err) if self.may_retry(&err) && route::is_read_only_cmd(cmd) => {
-                        tracing::debug!(error = %err, "retrying a read-only command");
-                        self.shared.send_unrouted(cmd).await
-                    }
-                    other => other,
-                }
+                let op = Op::command(&self.peer, Kind::Shared, cmd);
+                op.run(self.send_shared(cmd)).await
             }
-            Route::Refused(refusal) => Err(refusal.error()),
-            Route::Blocking(block) => self.blocking_call(Commands::One(cmd), block).await,
+            Route::Refused(refusal) => {
+                let op = Op::command(&self.peer, Kind::Shared, cmd);
+                op.run(async { Err(self.refused(refusal)) }).await
+            }
+            Route::Blocking(block) => {
+                let op = Op::command(&self.peer, Kind::Blocking, cmd);
+                op.run(self.blocking_call(Commands::One(cmd), block)).await
+            }
+        }
+    }
+
+    /// Sends `cmd` on the shared lane, once more under `retry_read_only` if it may.
+    async fn send_shared(&self, cmd: &Cmd) -> Result<Value, Error> {
+        match self.shared.send_unrouted(cmd).await {
+            Err(err) if self.may_retry(&err) && route::is_read_only_cmd(cmd) => {
+                tracing::debug!(error = %err, "retrying a read-only command");
+                self.shared.send_unrouted(cmd).await
+            }
+            other => other,
         }
     }
 
@@ -182,26 +229,41 @@ impl Core {
         self.check_open()?;
         match route::classify_pipeline(pipe, &self.blocking.declared) {
             Route::Shared => {
-                let shared = &self.shared;
-                let first = shared.send_pipeline_unrouted(pipe, offset, count).await;
-                match first {
-                    Err(err) if self.may_retry(&err) && route::is_read_only_pipeline(pipe) => {
-                        tracing::debug!(error = %err, "retrying a read-only pipeline");
-                        shared.send_pipeline_unrouted(pipe, offset, count).await
-                    }
-                    other => other,
-                }
+                let op = Op::pipeline(&self.peer, Kind::Shared, pipe);
+                op.run(self.send_pipeline_shared(pipe, offset, count)).await
             }
-            Route::Refused(refusal) => Err(refusal.error()),
+            Route::Refused(refusal) => {
+                let op = Op::pipeline(&self.peer, Kind::Shared, pipe);
+                op.run(async { Err(self.refused(refusal)) }).await
+            }
             Route::Blocking(block) => {
                 let commands = Commands::Pipe {
                     pipe,
                     offset,
                     count,
                 };
-                let reply = blocking::run(&self.blocking, &self.shared, commands, block).await?;
-                lane::pipeline_replies(pipe, offset, reply)
+                let op = Op::pipeline(&self.peer, Kind::Blocking, pipe);
+                let reply = blocking::run(&self.blocking, &self.shared, commands, block);
+                op.run(async { lane::pipeline_replies(pipe, offset, reply.await?) })
+                    .await
             }
+        }
+    }
+
+    /// Sends `pipe` on the shared lane, once more under `retry_read_only` if it may.
+    async fn send_pipeline_shared(
+        &self,
+        pipe: &Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> Result<Vec<Value>, Error> {
+        let shared = &self.shared;
+        match shared.send_pipeline_unrouted(pipe, offset, count).await {
+            Err(err) if self.may_retry(&err) && route::is_read_only_pipeline(pipe) => {
+                tracing::debug!(error = %err, "retrying a read-only pipeline");
+                shared.send_pipeline_unrouted(pipe, offset, count).await
+            }
+            other => other,
         }
     }
 
@@ -214,13 +276,14 @@ impl Core {
     ) -> Result<Value, Error> {
         self.check_open()?;
         if let Route::Refused(refusal) = route::classify_cmd(cmd, &self.blocking.declared) {
-            return Err(refusal.error());
+            return Err(self.refused(refusal));
         }
         let block = Block {
             timeout,
             kind: BlockKind::UserDeclared,
         };
-        self.blocking_call(Commands::One(cmd), block).await
+        let op = Op::command(&self.peer, Kind::Blocking, cmd);
+        op.run(self.blocking_call(Commands::One(cmd), block)).await
     }
 
     async fn blocking_call(&self, commands: Commands<'_>, block: Block) -> Result<Value, Error> {
@@ -287,6 +350,8 @@ impl Core {
 
 impl Drop for Core {
     fn drop(&mut self) {
+        #[cfg(feature = "metrics")]
+        self.peer.metrics.retire(&self.stats());
         // The last handle is gone: recoveries still running let go of the shared lane,
         // so its driver (and every task) ends now.
         self.blocking.abandon.cancel();

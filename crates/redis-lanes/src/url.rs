@@ -1,4 +1,5 @@
-//! Connection URL parsing: `redis://`, `rediss://` (TLS), `redis+unix://` and `unix://`.
+//! Connection URL parsing: `redis://`, `rediss://` (TLS), `redis+unix://` and `unix://`,
+//! and their Valkey spellings `valkey://`, `valkeys://` and `valkey+unix://`.
 
 use std::path::PathBuf;
 
@@ -79,15 +80,16 @@ fn invalid(url: &str, why: impl std::fmt::Display) -> Error {
 /// Parses a connection URL.
 ///
 /// Accepted forms: `redis://[user[:password]@]host[:port][/db][?query]`, the same with
-/// `rediss://` for TLS, `redis+unix:///path[?query]` and `unix:///path[?query]`. Query
+/// `rediss://` for TLS, `redis+unix:///path[?query]` and `unix:///path[?query]`. Valkey's
+/// schemes mean the same: `valkey://`, `valkeys://` (TLS) and `valkey+unix://`. Query
 /// keys: `db`, `protocol` (`resp2`/`resp3`), `user`, `pass`/`password`, `client_name`.
 pub(crate) fn parse(input: &str) -> Result<ConnectInfo, Error> {
     // The URL text is kept out of error messages when it carries a password.
     let shown = redact(input);
     let url = url::Url::parse(input).map_err(|e| invalid(&shown, e))?;
     let mut info = match url.scheme() {
-        "redis" => tcp_info(&url, &shown)?,
-        "rediss" => {
+        "redis" | "valkey" => tcp_info(&url, &shown)?,
+        "rediss" | "valkeys" => {
             // redis-rs spells "skip certificate verification" as a `#insecure` fragment.
             // Refused rather than ignored, so nobody believes it took effect.
             if url.fragment() == Some("insecure") {
@@ -102,11 +104,14 @@ pub(crate) fn parse(input: &str) -> Result<ConnectInfo, Error> {
                 ..tcp_info(&url, &shown)?
             }
         }
-        "redis+unix" | "unix" => unix_info(&url, &shown)?,
+        "redis+unix" | "valkey+unix" | "unix" => unix_info(&url, &shown)?,
         other => {
             return Err(invalid(
                 &shown,
-                format!("unknown scheme {other:?} (expected redis, rediss, redis+unix or unix)"),
+                format!(
+                    "unknown scheme {other:?} (expected redis, rediss, redis+unix, unix, \
+                     valkey, valkeys or valkey+unix)"
+                ),
             ))
         }
     };
@@ -378,5 +383,31 @@ mod tests {
         );
         assert_eq!(info.db, 3);
         assert!(!parse("redis://h").expect("valid").tls);
+    }
+
+    #[test]
+    fn valkey_schemes_mean_the_same_as_redis_ones() {
+        let pairs = [
+            ("valkey://u:p@h:7000/2", "redis://u:p@h:7000/2"),
+            (
+                "valkeys://u:p@cache.example/1",
+                "rediss://u:p@cache.example/1",
+            ),
+            (
+                "valkey+unix:///tmp/v.sock?db=3",
+                "redis+unix:///tmp/v.sock?db=3",
+            ),
+            ("valkey://h?protocol=resp3", "redis://h?protocol=resp3"),
+        ];
+        for (valkey, redis) in pairs {
+            let parsed = parse(valkey).unwrap_or_else(|e| panic!("{valkey}: {e}"));
+            assert_eq!(parsed, parse(redis).expect(redis), "{valkey}");
+        }
+        assert!(parse("valkeys://h").expect("valid").tls);
+        let err = parse("valkeys://h#insecure").expect_err("insecure refused");
+        assert!(err.to_string().contains("cannot be turned off"), "{err}");
+        let err = parse("valkey+unix://host/path").expect_err("host refused");
+        assert!(err.to_string().contains("not a host"), "{err}");
+        assert!(!redact("valkey://u:topsecret@h").contains("topsecret"));
     }
 }

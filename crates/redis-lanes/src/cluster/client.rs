@@ -509,6 +509,8 @@ impl Inner {
             Redirect::Later => 2,
         };
         self.redirects[counter].fetch_add(1, SeqCst);
+        #[cfg(feature = "metrics")]
+        crate::observe::metrics::redirect(["moved", "ask", "retry"][counter]);
     }
 
     /// One attempt on one node; with `asking`, `ASKING` and the command go together as

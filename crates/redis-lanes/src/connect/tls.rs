@@ -121,7 +121,7 @@ pub(crate) fn build(info: &ConnectInfo, options: TlsOptions) -> Result<Option<Ar
             // upgrading would make the URL lie.
             return Err(invalid(
                 "TLS options (tls_ca_pem, tls_client_cert_pem, tls_server_name, ...) need a \
-                 rediss:// URL",
+                 rediss:// (or valkeys://) URL",
             ));
         }
         _ => return Ok(None),

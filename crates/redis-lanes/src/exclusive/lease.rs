@@ -13,6 +13,7 @@ use crate::blocking::Commands;
 use crate::error::{Error, ErrorKind};
 use crate::lane::Lane;
 use crate::node::Core;
+use crate::observe::{Kind, Op};
 use crate::pool::Lease;
 #[cfg(doc)] // For the documentation's links.
 use crate::Client;
@@ -141,6 +142,12 @@ impl Exclusive {
     /// See [`Exclusive`]: a dropped command is never half-sent, and a dropped blocking
     /// command is cancelled on the server.
     pub async fn send(&mut self, cmd: &Cmd) -> Result<Value, Error> {
+        let core = Arc::clone(&self.core);
+        let op = Op::command(core.peer(), Kind::Exclusive, cmd);
+        op.run(self.send_routed(cmd)).await
+    }
+
+    async fn send_routed(&mut self, cmd: &Cmd) -> Result<Value, Error> {
         self.core.check_open()?;
         let routed = route::classify_cmd(cmd, self.declared(), self.track.maybe_in_multi)?;
         let changes = Option::as_slice(&routed.change);
@@ -163,6 +170,17 @@ impl Exclusive {
     /// Sends a pipeline and returns `count` replies from reply `offset`, as
     /// [`ConnectionLike::req_packed_commands`] does. Prefer `pipe.query_async(&mut conn)`.
     async fn send_pipeline(
+        &mut self,
+        pipe: &Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> Result<Vec<Value>, Error> {
+        let core = Arc::clone(&self.core);
+        let op = Op::pipeline(core.peer(), Kind::Exclusive, pipe);
+        op.run(self.send_pipeline_routed(pipe, offset, count)).await
+    }
+
+    async fn send_pipeline_routed(
         &mut self,
         pipe: &Pipeline,
         offset: usize,

@@ -177,6 +177,23 @@ impl Refusal {
         }
     }
 
+    /// A short name for metrics labels.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Refusal::Multi | Refusal::EndMulti => "multi",
+            Refusal::Watch => "watch",
+            Refusal::Select(_) => "select",
+            Refusal::Subscribe => "subscribe",
+            Refusal::Monitor => "monitor",
+            Refusal::ClientReply => "client_reply",
+            Refusal::Reset => "reset",
+            Refusal::Quit => "quit",
+            Refusal::Hello => "hello",
+            Refusal::Auth => "auth",
+        }
+    }
+
     /// The shared lane's refusal as an error ([`ErrorKind::Refused`]).
     pub(crate) fn error(self) -> Error {
         Error::new(ErrorKind::Refused, self.reason())
