@@ -4,7 +4,7 @@
 //! (GETs while other callers of the same client wait in BLPOP); how fast a cancelled
 //! BLPOP stops blocking on the server; whether connections close when the last handle
 //! is dropped; elements lost to cancelled BLPOPs; deleted stream consumers re-created by
-//! cancelled reads.
+//! cancelled reads; what the per-request tracing spans cost.
 
 mod chart;
 mod clients;
@@ -19,6 +19,7 @@ mod run;
 mod seed;
 mod server;
 mod silent;
+mod spans;
 mod summary;
 mod targets;
 mod throughput;
@@ -99,6 +100,8 @@ pub(crate) enum Scenario {
     Silent,
     /// Redis Cluster: throughput, resharding, failover, on local clusters of its own.
     Cluster,
+    /// What the per-request tracing spans cost, off and on.
+    Spans,
 }
 
 /// The operation a throughput cell measures.
@@ -136,6 +139,7 @@ pub(crate) async fn run(args: Args) -> Result<bool, BoxError> {
         release: wanted(Scenario::Release).then(|| release::Plan::new(args.quick)),
         silent: wanted(Scenario::Silent).then(|| silent::Plan::new(args.quick)),
         cluster: wanted(Scenario::Cluster).then(|| cluster::Plan::new(args.quick)),
+        spans: wanted(Scenario::Spans).then(|| spans::Plan::new(args.quick)),
     };
 
     let _server; // Kept alive for the whole run; dropping it stops the server.
@@ -189,6 +193,7 @@ struct Plan {
     release: Option<release::Plan>,
     silent: Option<silent::Plan>,
     cluster: Option<cluster::Plan>,
+    spans: Option<spans::Plan>,
 }
 
 /// The throughput cells the options ask for.
@@ -246,6 +251,9 @@ async fn scenarios(
     }
     if let Some(plan) = plan.seed {
         done(seed::run(url, admin, prefix, &plan).await?);
+    }
+    if let Some(plan) = plan.spans {
+        done(spans::run(url, prefix, &plan).await?);
     }
     // Last: fred keeps the connections of a dropped client open, and although this
     // scenario closes them with CLIENT KILL, nothing measured should run next to them.
