@@ -171,6 +171,48 @@
 //! connections declared dead; [`Stats::backpressure`] the callers refused for a full
 //! lane.
 //!
+//! # Observability
+//!
+//! **Spans.** Every command and pipeline gets a `tracing` span at `DEBUG` level under
+//! the target `redis_lanes::command`, so nothing is opened unless a subscriber enables
+//! that target (`RUST_LOG=info,redis_lanes::command=debug`, or an `EnvFilter` to the same
+//! effect); with it off, a request pays one cached interest check. The fields follow the
+//! OpenTelemetry database conventions, which `tracing-opentelemetry` exports as they are:
+//! `db.system.name` (`redis`), `db.operation.name` (`GET`, `CLIENT UNBLOCK`; `PIPELINE` or
+//! `MULTI` for a pipeline), `db.operation.batch.size`, `db.namespace` (the database
+//! index), `server.address`, `server.port`, `redis_lanes.lane` (`shared`, `blocking` or
+//! `exclusive`), `otel.name`, `otel.kind`, and on failure `otel.status_code`, `error.type`
+//! (the error kind, the server's error code, or `cancelled` when the caller gave up) and
+//! `db.response.status_code`. Only command names are recorded, never keys, values or
+//! passwords. A cluster client opens one span per node a request went to.
+//!
+//! **Metrics** (feature `metrics`). Through the [`metrics`](https://docs.rs/metrics)
+//! facade, so any exporter the application installs receives them; install it before
+//! connecting, since the client registers its metrics then. Every metric has a `server`
+//! label (`host:port`):
+//!
+//! - `redis_lanes_request_duration_seconds`, a histogram labelled `lane` and `outcome`
+//!   (`ok`, `error`, `cancelled`);
+//! - counters: `redis_lanes_reconnects_total`, `redis_lanes_blocking_cancels_total`,
+//!   `redis_lanes_recovered_replies_total{outcome=restored|reported|unrecoverable}`,
+//!   `redis_lanes_refusals_total{reason}`, `redis_lanes_health_checks_total`,
+//!   `redis_lanes_health_check_failures_total`, `redis_lanes_timeouts_total`,
+//!   `redis_lanes_backpressure_total`, `redis_lanes_connection_errors_total`,
+//!   `redis_lanes_unblock_fallbacks_total`, `redis_lanes_exclusive_discards_total`,
+//!   `redis_lanes_transaction_retries_total`, `redis_lanes_subscriber_messages_total`,
+//!   `redis_lanes_subscriber_dropped_total`, and for a cluster
+//!   `redis_lanes_cluster_redirects_total{kind=moved|ask|retry}`;
+//! - gauges: `redis_lanes_in_flight_requests`, `redis_lanes_queued_requests`,
+//!   `redis_lanes_connected`, `redis_lanes_blocking_lanes{state=busy|idle}`,
+//!   `redis_lanes_blocking_waiters`, `redis_lanes_exclusive_lanes{state=busy|idle}`,
+//!   `redis_lanes_exclusive_waiters`.
+//!
+//! Latencies are recorded per request; counters and gauges are the fields of [`Stats`],
+//! published every `Builder::metrics_interval` (1 s) and once more when the client is
+//! dropped, which takes its gauges back to zero. Clients of the same server add up.
+//! `examples/prometheus.rs` renders them in the Prometheus text format. [`Client::stats`]
+//! stays as the dependency-free snapshot.
+//!
 //! # Refused commands
 //!
 //! Commands that change connection state would corrupt a shared connection and are
