@@ -32,7 +32,10 @@ async fn main() -> Result<()> {
         let _: i64 = conn.incr(&counter, 1).await?;
         // A WATCH transaction on a pooled connection: the pool hands the connection
         // back as it is, so the code must finish (or UNWATCH) on every path.
-        let _: () = redis::cmd("WATCH").arg(&stock).query_async(&mut *conn).await?;
+        let _: () = redis::cmd("WATCH")
+            .arg(&stock)
+            .query_async(&mut *conn)
+            .await?;
         let left: i64 = conn.get(&stock).await?;
         let _: Option<(i64,)> = redis::pipe()
             .atomic()

@@ -26,10 +26,11 @@ async fn main() -> Result<()> {
     let queue = format!("{PREFIX}:queue");
 
     // Before: fred.
-    let fred = fred::prelude::Builder::from_config(fred::prelude::Config::from_url(&url)?)
-        .build()?;
+    let fred =
+        fred::prelude::Builder::from_config(fred::prelude::Config::from_url(&url)?).build()?;
     let _task = fred.init().await?;
-    fred.set::<(), _, _>(&key, "hello", None, None, false).await?;
+    fred.set::<(), _, _>(&key, "hello", None, None, false)
+        .await?;
     let greeting: String = fred.get(&key).await?;
     let _: i64 = fred.del(&queue).await?;
     let _: i64 = fred.lpush(&queue, "first").await?;
@@ -55,7 +56,10 @@ async fn main() -> Result<()> {
     assert!(given_up.is_err());
     let _: i64 = conn.lpush(&queue, "second").await?;
     let waiting: i64 = conn.llen(&queue).await?;
-    assert_eq!(waiting, 1, "the element pushed after the cancel is still there");
+    assert_eq!(
+        waiting, 1,
+        "the element pushed after the cancel is still there"
+    );
     println!("BLPOP cancelled on the server; the next element waits in the queue");
 
     // fred's pools and `ExclusivePool` become clones and `client.exclusive()`; its

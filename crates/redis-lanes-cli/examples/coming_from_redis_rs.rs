@@ -21,7 +21,10 @@ const PREFIX: &str = "example:from-redis-rs";
 
 /// Application code written against `ConnectionLike`: it runs unchanged on a redis-rs
 /// connection and on a redis-lanes client. Returns the order count after this order.
-async fn place_order<C: ConnectionLike + Send + Sync>(conn: &mut C, order: u32) -> redis::RedisResult<i64> {
+async fn place_order<C: ConnectionLike + Send + Sync>(
+    conn: &mut C,
+    order: u32,
+) -> redis::RedisResult<i64> {
     let key = format!("{PREFIX}:order:{order}");
     let _: () = conn
         .hset_multiple(&key, &[("status", "paid"), ("items", "3")])
@@ -84,7 +87,10 @@ async fn main() -> Result<()> {
     let balance_key = format!("{PREFIX}:balance");
     let balance: i64 = client
         .transaction(&[&balance_key], async |conn, pipe| {
-            let now: i64 = conn.get::<_, Option<i64>>(&balance_key).await?.unwrap_or(100);
+            let now: i64 = conn
+                .get::<_, Option<i64>>(&balance_key)
+                .await?
+                .unwrap_or(100);
             pipe.set(&balance_key, now - 30).ignore().get(&balance_key);
             let done: Option<(i64,)> = pipe.query_async(conn).await?;
             Ok::<_, redis::RedisError>(done.map(|(value,)| value))

@@ -71,8 +71,8 @@ pub(crate) async fn run(url: &str, prefix: &str, plan: &Plan) -> Result<Section,
         for (index, setting) in Setting::ALL.into_iter().enumerate() {
             bar.set_message(setting.label());
             let (url, key, window) = (url.to_owned(), key.clone(), plan.window);
-            let ops = tokio::task::spawn_blocking(move || measure(setting, &url, &key, window))
-                .await??;
+            let ops =
+                tokio::task::spawn_blocking(move || measure(setting, &url, &key, window)).await??;
             samples[index].push(ops);
             bar.inc(1);
         }
