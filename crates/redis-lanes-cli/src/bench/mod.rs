@@ -1,6 +1,7 @@
 //! `redis-lanes bench`: redis-lanes, redis-rs (`MultiplexedConnection`,
 //! `ConnectionManager`), a deadpool-redis pool and fred side by side in one process, one
-//! runtime, against one server. Scenarios: SET/GET throughput; head-of-line blocking
+//! runtime, against one server. Scenarios: SET/GET throughput; GET latency at fixed
+//! request rates (open loop); head-of-line blocking
 //! (GETs while other callers of the same client wait in BLPOP); how fast a cancelled
 //! BLPOP stops blocking on the server; whether connections close when the last handle
 //! is dropped; elements lost to cancelled BLPOPs; deleted stream consumers re-created by
@@ -11,6 +12,8 @@ mod clients;
 mod cluster;
 mod commands;
 mod hol;
+mod latency;
+mod limit;
 mod progress;
 mod race;
 mod release;
@@ -86,6 +89,8 @@ impl Args {
 pub(crate) enum Scenario {
     /// SET/GET throughput from 1 to N concurrent tasks.
     Throughput,
+    /// GET latency at fixed request rates (open loop, coordinated omission corrected).
+    Latency,
     /// Sequential GETs alone, then behind BLPOPs sent through the same client.
     Hol,
     /// From dropping a blocked BLPOP until the server no longer has it blocked.
@@ -132,6 +137,7 @@ pub(crate) async fn run(args: Args) -> Result<bool, BoxError> {
         } else {
             None
         },
+        latency: wanted(Scenario::Latency).then(|| latency::Plan::new(args.quick)),
         hol: wanted(Scenario::Hol).then(|| hol::Plan::new(args.quick)),
         unblock: wanted(Scenario::Unblock).then(|| unblock::Plan::new(args.quick)),
         race: wanted(Scenario::Race).then(|| race::Plan::new(args.quick)),
@@ -186,6 +192,7 @@ pub(crate) async fn run(args: Args) -> Result<bool, BoxError> {
 /// The scenarios to run, each with its settings.
 struct Plan {
     throughput: Option<throughput::Plan>,
+    latency: Option<latency::Plan>,
     hol: Option<hol::Plan>,
     unblock: Option<unblock::Plan>,
     race: Option<race::Plan>,
@@ -214,6 +221,7 @@ fn throughput_plan(args: &Args) -> Result<throughput::Plan, BoxError> {
             (true, false) => vec![1, 16, 128, 512],
         },
         rounds: usize::from(args.rounds),
+        quick: args.quick,
     })
 }
 
@@ -239,6 +247,9 @@ async fn scenarios(
     };
     if let Some(plan) = plan.throughput {
         done(throughput::run(url, admin, prefix, &plan).await?);
+    }
+    if let Some(plan) = plan.latency {
+        done(latency::run(url, prefix, &plan).await?);
     }
     if let Some(plan) = plan.hol {
         done(hol::run(url, admin, prefix, &plan).await?);

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::chart::{Bar, Panel};
+use super::limit;
 use super::progress;
 use super::report::Section;
 use super::run::cell;
@@ -18,6 +19,8 @@ pub(crate) struct Plan {
     pub(crate) warmup: Duration,
     pub(crate) task_counts: Vec<usize>,
     pub(crate) rounds: usize,
+    /// Whether `redis-benchmark` runs cut down too.
+    pub(crate) quick: bool,
 }
 
 /// One line of the table: its samples per client, in `Target::connect_all` order.
@@ -65,6 +68,15 @@ pub(crate) async fn run(
     }
     measured?;
     cleaned?;
+    let mut limits = Vec::new();
+    for op in [Op::Get, Op::Set] {
+        let (url, quick) = (url.to_owned(), plan.quick);
+        if let Some(limit) =
+            tokio::task::spawn_blocking(move || limit::measure(&url, op, quick)).await??
+        {
+            limits.push((op, limit));
+        }
+    }
 
     Ok(Section {
         heading: "Throughput",
@@ -80,7 +92,7 @@ pub(crate) async fn run(
             window = plan.window.as_secs_f64(),
             rounds = plan.rounds,
         ),
-        table: table(&names, &rows),
+        table: table(&names, &rows) + &limit_table(&names, &rows, &limits),
         panels: [Op::Get, Op::Set]
             .into_iter()
             .map(|op| panel(op, &names, &rows))
@@ -111,6 +123,49 @@ fn table(names: &[&str], rows: &[Row]) -> String {
         }
         for other in &medians[1..] {
             let _ = write!(out, " {} |", ratio(medians[0], *other));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Each client's peak (its best median over the task counts) as a fraction of what
+/// `redis-benchmark` did on one connection and on 50, both pipelining 16 deep.
+fn limit_table(names: &[&str], rows: &[Row], limits: &[(Op, limit::Limit)]) -> String {
+    if limits.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "\nThe server's limit, `redis-benchmark -P 16` in the same run, and each client's \
+         peak as a fraction of it (of 1 connection / of 50 connections):\n\n\
+         | op | -c 1 -P 16 | -c 50 -P 16 |",
+    );
+    for name in names {
+        let _ = write!(out, " {name} peak |");
+    }
+    out.push_str("\n|---|---:|---:|");
+    out.push_str(&"---:|".repeat(names.len()));
+    out.push('\n');
+    for (op, limit) in limits {
+        let _ = write!(
+            out,
+            "| {op} | {:.0}k | {:.0}k |",
+            limit.one_connection / 1e3,
+            limit.fifty_connections / 1e3
+        );
+        for client in 0..names.len() {
+            let peak = rows
+                .iter()
+                .filter(|row| row.op == *op)
+                .map(|row| row.medians()[client])
+                .fold(0.0, f64::max);
+            let _ = write!(
+                out,
+                " {:.0}k ({} / {}) |",
+                peak / 1e3,
+                ratio(peak, limit.one_connection),
+                ratio(peak, limit.fifty_connections)
+            );
         }
         out.push('\n');
     }

@@ -147,6 +147,14 @@ impl Conn {
         self.in_flight.len()
     }
 
+    /// The server has nothing of ours to work on: every request awaiting a reply is
+    /// still in the write buffer (or there is none).
+    pub(super) fn server_idle(&self) -> bool {
+        self.in_flight
+            .front()
+            .is_none_or(|oldest| oldest.start >= self.flushed)
+    }
+
     /// Nothing is waiting to be written or answered.
     pub(super) fn is_idle(&self) -> bool {
         self.in_flight.is_empty() && self.write_buf.is_empty()

@@ -231,16 +231,33 @@ impl DriverState {
                 return Poll::Ready(Turn::End(Exit::Done));
             };
 
-            // 2. Write what the socket takes, but let new work wait one scheduler pass
-            //    first. The caller that queued it woke this task, and the runtime runs
-            //    a freshly woken task right after its waker (Tokio's LIFO slot), so
-            //    writing now would send one request per write while the other callers
-            //    woken by the last replies are about to queue theirs. Yielding once
-            //    lets them join the batch: with 16 callers, ~15 requests per write
-            //    instead of ~3. (Measured alternatives, e.g. writing at once while the
-            //    server is idle, did no better; see docs/BENCHMARKS.md.)
+            // 2. Read and decode every complete frame, before writing: a frame that is
+            //    already here while the oldest request is still unwritten cannot be
+            //    that request's reply, and is caught as a protocol error only if it is
+            //    read before the request goes out. (Cheap: the socket's readiness is
+            //    cached, so a read with nothing to read costs no system call.)
+            match conn.poll_read(cx, &mut self.tally, self.push_sender.as_ref()) {
+                Poll::Ready(Ok(())) => {
+                    self.health.heard();
+                    progress = true;
+                }
+                Poll::Ready(Err(err)) => return Poll::Ready(Turn::Broken(err)),
+                Poll::Pending => {}
+            }
+
+            // 3. Write what the socket takes. When the server has nothing of ours to
+            //    work on, at once: waiting would only add a scheduler pass to this
+            //    request's round trip (a third of it at one task, measured in
+            //    `benches/round_trip.rs`). Otherwise let new work wait one scheduler
+            //    pass first. The caller that queued it woke this task, and the runtime
+            //    runs a freshly woken task right after its waker (Tokio's LIFO slot),
+            //    so writing now would send one request per write while the other
+            //    callers woken by the last replies are about to queue theirs. Yielding
+            //    once lets them join the batch: with 16 callers, the first request goes
+            //    alone and the rest follow as one batch, while the server works on the
+            //    first.
             if !conn.write_buf.is_empty() && !yielding {
-                if conn.deferred || self.kind != LaneKind::Shared {
+                if conn.deferred || self.kind != LaneKind::Shared || conn.server_idle() {
                     match conn.flush(cx, &mut self.tally) {
                         Poll::Ready(Err(err)) => return Poll::Ready(Turn::Broken(err)),
                         Poll::Ready(Ok(true)) => progress = true,
@@ -251,16 +268,6 @@ impl DriverState {
                     yielding = true;
                     cx.waker().wake_by_ref();
                 }
-            }
-
-            // 3. Read and decode every complete frame.
-            match conn.poll_read(cx, &mut self.tally, self.push_sender.as_ref()) {
-                Poll::Ready(Ok(())) => {
-                    self.health.heard();
-                    progress = true;
-                }
-                Poll::Ready(Err(err)) => return Poll::Ready(Turn::Broken(err)),
-                Poll::Pending => {}
             }
 
             // 4. A quiet peer proves it is alive, or the connection is declared dead.

@@ -77,7 +77,7 @@ async fn a_frame_read_while_the_request_waits_to_be_written_is_a_protocol_error(
     while lane.stats().queued == 0 {
         tokio::task::yield_now().await;
     }
-    // One poll takes the request (deferring its write by one pass) and reads the frame.
+    // One poll takes the request and reads the frame before it writes the request.
     assert_eq!(poll_once(&mut driver), Poll::Ready(()));
     let err = caller.await.unwrap().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Protocol, "{err}");
