@@ -3,16 +3,18 @@
 //! client that stalls therefore pays for every request that should have gone out
 //! meanwhile (no coordinated omission), as a service's callers would.
 //!
-//! [`WORKERS`] tasks share the schedule: worker `k` sends requests `k`, `k + WORKERS`,
-//! ... each at its time, or at once when it is already late. A client keeps up with a
-//! rate when its replies stay on schedule; one that cannot falls further behind with
-//! every request, which the table reports instead of its percentiles.
+//! A thread of its own keeps the schedule (the runtime's timer ticks in milliseconds,
+//! too coarse for latencies of tens of µs) and each request is spawned as a task of its
+//! own when it is due, so how many are in flight is up to the client. A client keeps up
+//! with a rate when its replies stay on schedule; one that cannot falls further behind
+//! with every request, which the table reports instead of its percentiles.
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use tokio::task::JoinSet;
-use tokio::time::Instant;
+use std::time::Instant;
+
+use tokio::sync::mpsc;
 
 use super::chart::{Bar, Panel};
 use super::progress;
@@ -20,10 +22,6 @@ use super::report::Section;
 use super::summary::percentile;
 use super::targets::{with_timeout, Target};
 use super::{BoxError, VALUE};
-
-/// Concurrent senders: more than any client here has in flight at the highest rate
-/// while it keeps up (200k/s × 1 ms).
-const WORKERS: usize = 512;
 
 /// A client keeps up when its last reply comes at most this long after the last
 /// scheduled send.
@@ -115,11 +113,11 @@ pub(crate) async fn run(url: &str, prefix: &str, plan: &Plan) -> Result<Section,
         heading: "Latency under load (open loop)",
         about: format!(
             "GETs of a {len}-byte value scheduled at a fixed rate for {window:?} per cell, \
-             sent by {WORKERS} tasks sharing one client; latency runs from each request's \
-             scheduled time to its reply, so time a client spends stalled counts against \
-             every request it delayed (coordinated omission corrected). The scheduler \
-             wakes on Tokio's millisecond timer, which adds up to 1 ms to every client \
-             alike. A client falls behind when its last reply comes more than {behind:?} \
+             each a task of its own spawned when due, all sharing one client; latency runs \
+             from each request's scheduled time to its reply, so time a client spends \
+             stalled counts against every request it delayed (coordinated omission \
+             corrected). The schedule is kept by a thread of its own, to within the \
+             operating system's sleep precision. A client falls behind when its last reply comes more than {behind:?} \
              after the last scheduled send. One fresh client per cell, the clients in \
              turn at each rate; µs.",
             len = VALUE.len(),
@@ -153,44 +151,40 @@ async fn open_loop(
     setup.set(key, VALUE).await?;
     let total = (f64::from(rate) * window.as_secs_f64()) as usize;
     let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
-    // Long enough for every worker to be spawned and asleep before the first send.
-    let start = Instant::now() + Duration::from_millis(50);
-    let last = start + interval * u32::try_from(total).unwrap_or(u32::MAX);
-    let mut workers = JoinSet::new();
-    for first in 0..WORKERS.min(total) {
+    let (due_tx, mut due) = mpsc::unbounded_channel::<Instant>();
+    let pacer = std::thread::spawn(move || pace(&due_tx, total, interval));
+    let (done_tx, mut done) = mpsc::unbounded_channel::<Result<Duration, BoxError>>();
+    // One task per request, spawned when it is due: how many are in flight is up to
+    // the client, as with independent callers.
+    while let Some(scheduled) = due.recv().await {
         let mut client = target.clone();
         let key = key.to_owned();
-        workers.spawn(async move {
-            let mut latencies = Vec::with_capacity(total / WORKERS + 1);
-            for i in (first..total).step_by(WORKERS) {
-                let scheduled = start + interval * u32::try_from(i).unwrap_or(u32::MAX);
-                tokio::time::sleep_until(scheduled).await;
-                let len = client.get_len(&key).await?;
-                if len != VALUE.len() {
-                    return Err(BoxError::from(format!("GET returned {len} bytes")));
-                }
-                latencies.push(scheduled.elapsed());
-            }
-            Ok(latencies)
+        let done_tx = done_tx.clone();
+        tokio::spawn(async move {
+            let result = match client.get_len(&key).await {
+                Ok(len) if len == VALUE.len() => Ok(scheduled.elapsed()),
+                Ok(len) => Err(BoxError::from(format!("GET returned {len} bytes"))),
+                Err(e) => Err(e),
+            };
+            let _ = done_tx.send(result);
         });
     }
+    drop(done_tx);
+    let last = pacer.join().map_err(|_| "the pacer thread panicked")?;
     let mut latencies = Vec::with_capacity(total);
     // A client that stalls for good must not hang the bench.
-    let deadline = last + Duration::from_secs(30);
-    let joined = tokio::time::timeout_at(deadline, async {
-        while let Some(joined) = workers.join_next().await {
-            latencies.extend(joined??);
+    let collected = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(result) = done.recv().await {
+            latencies.push(result?);
         }
         Ok::<_, BoxError>(())
     })
     .await;
     let finished = Instant::now();
-    match joined {
+    match collected {
         Ok(result) => result?,
         Err(_) => {
-            return Err(
-                format!("{}: replies missing 30 s after the schedule", target.name()).into(),
-            )
+            return Err(format!("{}: replies missing 30 s after the schedule", target.name()).into())
         }
     }
     latencies.sort_unstable();
@@ -198,6 +192,29 @@ async fn open_loop(
         latencies,
         kept_up: finished <= last + BEHIND,
     })
+}
+
+/// The schedule, on a thread of its own: announces each request when it is due, to
+/// within the operating system's sleep precision (tens of µs), far finer than the
+/// runtime's millisecond timer. Returns when the last one was due.
+fn pace(due: &mpsc::UnboundedSender<Instant>, total: usize, interval: Duration) -> Instant {
+    let start = Instant::now() + Duration::from_millis(10);
+    let mut next = start;
+    let mut sent = 0;
+    while sent < total {
+        let now = Instant::now();
+        while next <= now && sent < total {
+            if due.send(next).is_err() {
+                return next;
+            }
+            sent += 1;
+            next += interval;
+        }
+        if sent < total {
+            std::thread::sleep((next - now).min(Duration::from_micros(200)));
+        }
+    }
+    next
 }
 
 fn micros(d: Duration) -> String {
