@@ -184,7 +184,9 @@ async fn open_loop(
     match collected {
         Ok(result) => result?,
         Err(_) => {
-            return Err(format!("{}: replies missing 30 s after the schedule", target.name()).into())
+            return Err(
+                format!("{}: replies missing 30 s after the schedule", target.name()).into(),
+            )
         }
     }
     latencies.sort_unstable();
