@@ -66,6 +66,11 @@ pub(super) struct Conn {
     in_flight: VecDeque<Pending>,
     /// The bytes in the write buffer have already waited one scheduler pass.
     pub(super) deferred: bool,
+    /// Requests put into the write buffer since the last flush, and how many the last
+    /// flush carried: a lane whose batches are single requests has one caller at a
+    /// time, and batching cannot help it.
+    unflushed: usize,
+    last_batch: usize,
     /// Bytes ever put into / taken out of the write buffer: a request whose first byte
     /// is at or past `flushed` certainly never left, which matters when the
     /// connection breaks.
@@ -87,6 +92,8 @@ impl Conn {
             write_buf: BytesMut::with_capacity(16 * 1024),
             in_flight: VecDeque::new(),
             deferred: false,
+            unflushed: 0,
+            last_batch: 0,
             appended: 0,
             flushed: 0,
             opened: Instant::now(),
@@ -120,6 +127,7 @@ impl Conn {
         // Everything queued so far is on the wire: one batch.
         tally.batches += 1;
         self.deferred = false;
+        self.last_batch = std::mem::take(&mut self.unflushed);
         Poll::Ready(Ok(wrote))
     }
 
@@ -147,12 +155,16 @@ impl Conn {
         self.in_flight.len()
     }
 
-    /// The server has nothing of ours to work on: every request awaiting a reply is
-    /// still in the write buffer (or there is none).
-    pub(super) fn server_idle(&self) -> bool {
-        self.in_flight
-            .front()
-            .is_none_or(|oldest| oldest.start >= self.flushed)
+    /// Whether waiting a scheduler pass for more requests cannot pay: the server has
+    /// nothing of ours to work on (every request awaiting a reply is still in the write
+    /// buffer) and the last write carried a single request, so callers come one at a
+    /// time.
+    pub(super) fn write_now(&self) -> bool {
+        self.last_batch <= 1
+            && self
+                .in_flight
+                .front()
+                .is_none_or(|oldest| oldest.start >= self.flushed)
     }
 
     /// Nothing is waiting to be written or answered.
@@ -180,6 +192,7 @@ impl Conn {
         self.write_buf.extend_from_slice(&bytes);
         self.appended += bytes.len() as u64;
         tally.requests += 1;
+        self.unflushed += 1;
         if frames == 0 {
             answer(reply, Ok(Reply::One(Value::Nil)));
             return;
