@@ -157,6 +157,61 @@ async fn an_8_mib_value_round_trips() {
     small.await.unwrap();
 }
 
+/// Values on both sides of the sizes where requests stop being copied into the write
+/// buffer (64 KiB) and replies start being read straight into their own buffer
+/// (256 KiB), from many tasks at once and in pipelines, so large and small requests and
+/// replies interleave on the socket: every reply reaches its own caller, intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_and_small_values_interleave_in_order() {
+    const SIZES: [usize; 8] = [
+        10,
+        64 * 1024 - 1,
+        64 * 1024,
+        256 * 1024 - 1,
+        256 * 1024,
+        300_001,
+        1024 * 1024 + 3,
+        5,
+    ];
+    fn value(task: usize, i: usize, len: usize) -> Vec<u8> {
+        (0..len)
+            .map(|j| ((task * 7 + i * 13 + j) % 251) as u8)
+            .collect()
+    }
+    let server = common::server();
+    let conn = common::client(&server).await;
+    let mut tasks = Vec::new();
+    for task in 0..8 {
+        let mut conn = conn.clone();
+        tasks.push(tokio::spawn(async move {
+            for (i, &len) in SIZES.iter().enumerate() {
+                let key = format!("mixed:{task}:{i}");
+                let v = value(task, i, len);
+                let _: () = conn.set(&key, &v).await.unwrap();
+                let back: Vec<u8> = conn.get(&key).await.unwrap();
+                assert!(back == v, "task {task}: {len} bytes came back wrong");
+            }
+            // All of them in one pipeline, each value read back right after its SET.
+            let mut pipe = redis::pipe();
+            for (i, &len) in SIZES.iter().enumerate() {
+                let key = format!("mixed:{task}:{i}");
+                pipe.set(&key, value(task, i + 1, len)).ignore().get(&key);
+            }
+            let back: Vec<Vec<u8>> = pipe.query_async(&mut conn).await.unwrap();
+            assert_eq!(back.len(), SIZES.len());
+            for (i, (b, &len)) in back.iter().zip(&SIZES).enumerate() {
+                assert!(
+                    *b == value(task, i + 1, len),
+                    "task {task}: pipeline reply {i}"
+                );
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn deeply_nested_reply() {
     let server = common::server();

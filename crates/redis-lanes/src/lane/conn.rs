@@ -10,12 +10,12 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use bytes::{Buf, BytesMut};
+use bytes::{BufMut, BytesMut};
 use redis::Value;
-use tokio::io::AsyncWrite;
 use tokio::sync::mpsc;
 
 use super::limit::Permit;
+use super::output::Output;
 use super::request::{Reply, ReplyTx, Request};
 use crate::connect::{Session, Stream};
 use crate::error::{Error, ErrorKind};
@@ -62,7 +62,7 @@ pub(super) struct Conn {
     stream: Stream,
     decoder: Decoder,
     read_buf: BytesMut,
-    pub(super) write_buf: BytesMut,
+    pub(super) output: Output,
     in_flight: VecDeque<Pending>,
     /// The bytes in the write buffer have already waited one scheduler pass.
     pub(super) deferred: bool,
@@ -89,7 +89,7 @@ impl Conn {
             stream: session.stream,
             decoder: session.decoder,
             read_buf: session.read_buf,
-            write_buf: BytesMut::with_capacity(16 * 1024),
+            output: Output::new(),
             in_flight: VecDeque::new(),
             deferred: false,
             unflushed: 0,
@@ -110,13 +110,12 @@ impl Conn {
         tally: &mut Tally,
     ) -> Poll<Result<bool, Error>> {
         let mut wrote = false;
-        while !self.write_buf.is_empty() {
-            match Pin::new(&mut self.stream).poll_write(cx, &self.write_buf) {
+        while !self.output.is_empty() {
+            match self.output.poll_write(&mut self.stream, cx) {
                 Poll::Ready(Ok(0)) => {
                     return Poll::Ready(Err(lost("the socket accepted no bytes")))
                 }
                 Poll::Ready(Ok(n)) => {
-                    self.write_buf.advance(n);
                     self.flushed += n as u64;
                     wrote = true;
                 }
@@ -139,10 +138,18 @@ impl Conn {
         tally: &mut Tally,
         push_sender: Option<&mpsc::Sender<redis::PushInfo>>,
     ) -> Poll<Result<(), Error>> {
-        if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
-            self.read_buf.reserve(READ_CHUNK);
-        }
-        match tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, &mut self.read_buf) {
+        let stream = Pin::new(&mut self.stream);
+        let read = if let Some((payload, wanted)) = self.decoder.direct_buf() {
+            // A large bulk string under way: its bytes go straight into the buffer it will
+            // be handed over in, and no further, so the frames after it stay in order.
+            tokio_util::io::poll_read_buf(stream, cx, &mut payload.limit(wanted))
+        } else {
+            if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
+                self.read_buf.reserve(READ_CHUNK);
+            }
+            tokio_util::io::poll_read_buf(stream, cx, &mut self.read_buf)
+        };
+        match read {
             Poll::Ready(Ok(0)) => Poll::Ready(Err(lost("the server closed the connection"))),
             Poll::Ready(Ok(_)) => Poll::Ready(self.decode_all(tally, push_sender)),
             Poll::Ready(Err(e)) => Poll::Ready(Err(lost_io("reading failed", e))),
@@ -169,7 +176,7 @@ impl Conn {
 
     /// Nothing is waiting to be written or answered.
     pub(super) fn is_idle(&self) -> bool {
-        self.in_flight.is_empty() && self.write_buf.is_empty()
+        self.in_flight.is_empty() && self.output.is_empty()
     }
 
     /// Commits one request to the write buffer, unless its caller already gave up.
@@ -189,8 +196,8 @@ impl Conn {
             return;
         }
         let start = self.appended;
-        self.write_buf.extend_from_slice(&bytes);
         self.appended += bytes.len() as u64;
+        self.output.push(bytes);
         tally.requests += 1;
         self.unflushed += 1;
         if frames == 0 {

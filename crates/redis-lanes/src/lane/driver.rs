@@ -257,7 +257,7 @@ impl DriverState {
             //    ~15 requests per write instead of ~3. (Writing at once whenever the
             //    server is idle split those batches in two and cost throughput in the
             //    cluster bench, where each node's lane has ~5 callers.)
-            if !conn.write_buf.is_empty() && !yielding {
+            if !conn.output.is_empty() && !yielding {
                 if conn.deferred || self.kind != LaneKind::Shared || conn.write_now() {
                     match conn.flush(cx, &mut self.tally) {
                         Poll::Ready(Err(err)) => return Poll::Ready(Turn::Broken(err)),
@@ -389,7 +389,7 @@ impl DriverState {
                 self.gate = None;
             }
             if let Link::Up(conn) = &self.link {
-                if conn.write_buf.len() >= MAX_WRITE_BATCH {
+                if conn.output.len() >= MAX_WRITE_BATCH {
                     break;
                 }
             }

@@ -16,6 +16,7 @@ mod gate;
 mod handle;
 mod health;
 mod limit;
+mod output;
 mod request;
 mod state;
 

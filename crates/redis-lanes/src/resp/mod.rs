@@ -77,6 +77,10 @@ enum Reason {
     TrailingBytes,
     /// The `redis` crate rejected a sub-frame that was delegated to it.
     Delegated(String),
+    /// No memory could be reserved for a bulk string of this length.
+    OutOfMemory {
+        len: usize,
+    },
 }
 
 /// A violation of the RESP protocol by the peer; the connection it came from must be closed.
@@ -129,6 +133,9 @@ impl fmt::Display for ProtocolError {
             Reason::Truncated => f.write_str("frame ends in the middle of a value"),
             Reason::TrailingBytes => f.write_str("bytes after the end of the value"),
             Reason::Delegated(msg) => write!(f, "{msg}"),
+            Reason::OutOfMemory { len } => {
+                write!(f, "no memory for a bulk string of {len} bytes")
+            }
         }
     }
 }
@@ -210,6 +217,58 @@ fn remove(buf: &mut BytesMut, at: usize, n: usize) {
     buf.truncate(len - n);
 }
 
+/// A large top-level bulk string being collected in a buffer of its exact size (see
+/// [`scan::DIRECT_MIN`]). Its header is gone from the read buffer; its payload and CRLF
+/// go into `payload`, either moved from the read buffer or read straight into it.
+#[derive(Debug)]
+struct Direct {
+    /// Payload and terminating CRLF so far.
+    payload: Vec<u8>,
+    /// The announced payload length.
+    len: usize,
+    /// The header's length, for error offsets.
+    header: usize,
+}
+
+impl Direct {
+    fn new(header: usize, len: usize) -> Result<Self, ProtocolError> {
+        let mut payload = Vec::new();
+        // Reserved fallibly: a length the allocator cannot give fails this connection
+        // with an error instead of aborting the process.
+        payload
+            .try_reserve_exact(len + 2)
+            .map_err(|_| ProtocolError::new(0, Reason::OutOfMemory { len }))?;
+        Ok(Self {
+            payload,
+            len,
+            header,
+        })
+    }
+
+    /// Bytes still to come, CRLF included.
+    fn wanted(&self) -> usize {
+        (self.len + 2).saturating_sub(self.payload.len())
+    }
+
+    /// Moves what the read buffer holds of the payload into `payload`.
+    fn fill_from(&mut self, buf: &mut BytesMut) {
+        let n = buf.len().min(self.wanted());
+        self.payload
+            .extend_from_slice(buf.get(..n).unwrap_or_default());
+        buf.advance(n);
+    }
+
+    /// The complete payload, once its CRLF is checked.
+    fn finish(mut self) -> Result<Vec<u8>, ProtocolError> {
+        if self.payload.get(self.len..) != Some(b"\r\n") {
+            let at = self.header + self.len;
+            return Err(ProtocolError::new(at, Reason::MissingBulkTerminator));
+        }
+        self.payload.truncate(self.len);
+        Ok(self.payload)
+    }
+}
+
 /// Incremental RESP decoder for one connection's read buffer.
 #[derive(Debug)]
 pub(crate) struct Decoder {
@@ -220,6 +279,8 @@ pub(crate) struct Decoder {
     skip: Option<Skip>,
     /// The largest oversized bulk in the frame being decoded.
     too_large: Option<usize>,
+    /// The large bulk string being collected, if any.
+    direct: Option<Direct>,
     /// How often `buf` was edited (an oversized element replaced or skipped), so tests
     /// can check that nothing else ever changes it.
     #[cfg(test)]
@@ -235,6 +296,7 @@ impl Decoder {
             limits,
             skip: None,
             too_large: None,
+            direct: None,
             #[cfg(test)]
             edits: 0,
         }
@@ -247,10 +309,25 @@ impl Decoder {
     /// the caller must therefore only ever append to `buf` between calls. `buf` is left
     /// untouched then, except while a bulk over `max_bulk_len` arrives: its header is
     /// replaced by a placeholder and its payload is dropped as it comes, so it never
-    /// occupies memory, and the frame ends as [`Frame::TooLarge`]. After an `Err` the
-    /// decoder and the connection are unusable.
+    /// occupies memory, and the frame ends as [`Frame::TooLarge`]; and while a large
+    /// top-level bulk string arrives: its header is taken off and its payload moved into
+    /// a buffer of its own (see [`Decoder::direct_buf`]). After an `Err` the decoder and
+    /// the connection are unusable.
     pub(crate) fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, ProtocolError> {
         loop {
+            if let Some(direct) = self.direct.as_mut() {
+                #[cfg(test)]
+                {
+                    self.edits += 1;
+                }
+                direct.fill_from(buf);
+                if direct.wanted() > 0 {
+                    return Ok(None);
+                }
+                let payload = self.direct.take().map(Direct::finish).transpose()?;
+                let value = redis::Value::BulkString(payload.unwrap_or_default());
+                return Ok(Some(Frame::Reply(value)));
+            }
             if let Some(skip) = self.skip.as_mut() {
                 #[cfg(test)]
                 {
@@ -264,6 +341,15 @@ impl Decoder {
             match self.scanner.scan(buf)? {
                 scan::Scan::Incomplete => return Ok(None),
                 scan::Scan::Complete(len) => return self.take_frame(buf, len).map(Some),
+                scan::Scan::Direct { payload_at, len } => {
+                    #[cfg(test)]
+                    {
+                        self.edits += 1;
+                    }
+                    self.direct = Some(Direct::new(payload_at, len)?);
+                    buf.advance(payload_at);
+                    self.scanner.reset();
+                }
                 scan::Scan::Oversized {
                     at,
                     payload_at,
@@ -285,6 +371,15 @@ impl Decoder {
                 }
             }
         }
+    }
+
+    /// Where the rest of a large bulk string being collected goes, and how many bytes of
+    /// it are still to come: a reader puts them there at once, skipping the read buffer.
+    /// `None` when no such bulk is under way.
+    pub(crate) fn direct_buf(&mut self) -> Option<(&mut Vec<u8>, usize)> {
+        let direct = self.direct.as_mut()?;
+        let wanted = direct.wanted();
+        Some((&mut direct.payload, wanted))
     }
 
     fn take_frame(&mut self, buf: &mut BytesMut, len: usize) -> Result<Frame, ProtocolError> {

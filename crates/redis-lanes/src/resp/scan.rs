@@ -240,7 +240,17 @@ pub(crate) enum Scan {
         payload_at: usize,
         len: usize,
     },
+    /// The frame is a bulk string of `len` bytes (at least [`DIRECT_MIN`]) whose header
+    /// ends at `payload_at` and whose payload has not all arrived. The decoder takes the
+    /// header off and collects the payload in a buffer of its own (see `Decoder`).
+    Direct { payload_at: usize, len: usize },
 }
+
+/// A top-level bulk string at least this long, not yet arrived whole, is collected in a
+/// buffer of its exact size rather than in the read buffer: the read buffer would grow
+/// by doubling and the payload would then be copied out of it, three times its size at
+/// the peak instead of once.
+pub(crate) const DIRECT_MIN: usize = 256 * 1024;
 
 /// Resumable frame-boundary finder; see the module docs.
 #[derive(Debug)]
@@ -324,6 +334,12 @@ impl Scanner {
                             self.searched = start;
                             return Ok(Scan::Oversized {
                                 at: start,
+                                payload_at: next,
+                                len,
+                            });
+                        }
+                        if kind == b'$' && start == 0 && len >= DIRECT_MIN && buf.len() < end {
+                            return Ok(Scan::Direct {
                                 payload_at: next,
                                 len,
                             });

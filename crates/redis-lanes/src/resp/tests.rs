@@ -432,3 +432,91 @@ fn deep_pushes_do_not_overflow_a_worker_stack() {
         .unwrap();
     run.join().expect("no stack overflow");
 }
+
+// ---- large bulk strings, collected in a buffer of their own ---------------------------------
+
+/// A reply holding a bulk string of `len` bytes, then `+OK`.
+fn large_bulk_then_ok(len: usize) -> (Vec<u8>, Vec<u8>) {
+    let payload: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+    let mut bytes = format!("${len}\r\n").into_bytes();
+    bytes.extend_from_slice(&payload);
+    bytes.extend_from_slice(b"\r\n+OK\r\n");
+    (payload, bytes)
+}
+
+#[test]
+fn a_large_bulk_arriving_in_pieces_never_accumulates_in_the_read_buffer() {
+    let len = super::scan::DIRECT_MIN * 3 + 7;
+    let (payload, bytes) = large_bulk_then_ok(len);
+    let mut decoder = Decoder::new(Limits::default());
+    let mut buf = BytesMut::new();
+    let mut frames = Vec::new();
+    for chunk in bytes.chunks(60_000) {
+        buf.extend_from_slice(chunk);
+        while let Some(frame) = decoder.decode(&mut buf).expect("valid") {
+            frames.push(frame);
+        }
+        // Whatever arrived of the payload left the read buffer at once.
+        assert!(
+            buf.len() < 60_000,
+            "{} bytes stayed in the read buffer",
+            buf.len()
+        );
+    }
+    assert_eq!(
+        frames,
+        vec![
+            Frame::Reply(Value::BulkString(payload)),
+            Frame::Reply(Value::Okay)
+        ]
+    );
+    assert!(buf.is_empty());
+}
+
+#[test]
+fn a_large_bulk_read_straight_into_its_buffer_is_handed_over_whole() {
+    let len = super::scan::DIRECT_MIN + 1;
+    let (payload, bytes) = large_bulk_then_ok(len);
+    let mut decoder = Decoder::new(Limits::default());
+    // The header and the first bytes come through the read buffer.
+    let mut buf = BytesMut::from(&bytes[..100]);
+    assert_eq!(decoder.decode(&mut buf), Ok(None));
+    assert!(buf.is_empty());
+    let mut at = 100;
+    // The rest is read straight into the payload's buffer, never past its CRLF.
+    loop {
+        let (target, wanted) = decoder.direct_buf().expect("the bulk is under way");
+        if wanted == 0 {
+            break;
+        }
+        let n = wanted.min(70_000);
+        target.extend_from_slice(&bytes[at..at + n]);
+        at += n;
+    }
+    let header = format!("${len}\r\n").len();
+    assert_eq!(at, header + len + 2, "read exactly to the CRLF");
+    assert_eq!(
+        decoder.decode(&mut buf),
+        Ok(Some(Frame::Reply(Value::BulkString(payload))))
+    );
+    assert!(decoder.direct_buf().is_none());
+    buf.extend_from_slice(&bytes[at..]);
+    assert_eq!(
+        decoder.decode(&mut buf),
+        Ok(Some(Frame::Reply(Value::Okay)))
+    );
+}
+
+#[test]
+fn a_large_bulk_without_its_crlf_is_a_protocol_error() {
+    let len = super::scan::DIRECT_MIN;
+    let (_, mut bytes) = large_bulk_then_ok(len);
+    let crlf = bytes.len() - b"\r\n+OK\r\n".len();
+    bytes[crlf] = b'x';
+    let (frames, err) = decode_chunks(bytes.chunks(4096), Limits::default());
+    assert!(frames.is_empty());
+    let err = err.expect("refused");
+    assert!(err.to_string().contains("CRLF"), "{err}");
+    // Whole or in pieces, the same verdict.
+    check_hostile(&bytes, &[4096, 1, 100_000]);
+}
