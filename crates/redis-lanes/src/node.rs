@@ -191,7 +191,11 @@ impl Core {
             }
             Route::Blocking(block) => {
                 let op = Op::command(&self.peer, Kind::Blocking, cmd);
-                op.run(self.blocking_call(Commands::One(cmd), block)).await
+                // Boxed: the blocking path's state (lease, cancel guard, recovery) is
+                // kilobytes, and unboxed it would size every shared-lane request's
+                // future, allocated and moved per command, to match.
+                op.run(Box::pin(self.blocking_call(Commands::One(cmd), block)))
+                    .await
             }
         }
     }
@@ -243,7 +247,8 @@ impl Core {
                     count,
                 };
                 let op = Op::pipeline(&self.peer, Kind::Blocking, pipe);
-                let reply = blocking::run(&self.blocking, &self.shared, commands, block);
+                // Boxed, as in `send`.
+                let reply = Box::pin(blocking::run(&self.blocking, &self.shared, commands, block));
                 op.run(async { lane::pipeline_replies(pipe, offset, reply.await?) })
                     .await
             }

@@ -416,14 +416,16 @@ impl Inner {
 
     /// Plans `cmd` and sends it where the plan says.
     async fn send(&self, cmd: &Cmd) -> Result<Value, Error> {
+        // The less common plans, and the redirect paths below, are boxed: unboxed, their
+        // state would size every single-key command's future, allocated per command.
         match plan::plan(cmd, &self.commands)? {
             Plan::Slot(slot) => self.send_to(Target::Slot(slot), cmd).await,
-            Plan::Any => self.send_any(cmd).await,
+            Plan::Any => Box::pin(self.send_any(cmd)).await,
             Plan::Fanout {
                 all_nodes,
                 response,
-            } => self.fanout(cmd, all_nodes, response).await,
-            Plan::Split(split) => self.split(split).await,
+            } => Box::pin(self.fanout(cmd, all_nodes, response)).await,
+            Plan::Split(split) => Box::pin(self.split(split)).await,
         }
     }
 
@@ -434,17 +436,11 @@ impl Inner {
             let reply = match &target {
                 Target::Slot(slot) if attempt == 0 => match self.ready_master(*slot) {
                     Some(core) => core.send(cmd).await,
-                    None => match self.live_owner(*slot).await {
-                        Some(addr) => self.attempt(&addr, cmd, false).await,
-                        None => Err(self.uncovered(*slot).await),
-                    },
+                    None => Box::pin(self.to_owner(*slot, cmd)).await,
                 },
-                Target::Slot(slot) => match self.live_owner(*slot).await {
-                    Some(addr) => self.attempt(&addr, cmd, false).await,
-                    None => Err(self.uncovered(*slot).await),
-                },
-                Target::Node(addr) => self.attempt(addr, cmd, false).await,
-                Target::Ask(addr) => self.attempt(addr, cmd, true).await,
+                Target::Slot(slot) => Box::pin(self.to_owner(*slot, cmd)).await,
+                Target::Node(addr) => Box::pin(self.attempt(addr, cmd, false)).await,
+                Target::Ask(addr) => Box::pin(self.attempt(addr, cmd, true)).await,
             };
             let reply = match reply {
                 Ok(reply) => reply,
@@ -461,7 +457,7 @@ impl Inner {
                         && !self.closing.load(SeqCst);
                     if retry && attempt < self.max_redirects {
                         attempt += 1;
-                        self.refresh_and_wait(self.base.lane.reconnect.wait).await;
+                        Box::pin(self.refresh_and_wait(self.base.lane.reconnect.wait)).await;
                         if let Target::Node(_) | Target::Ask(_) = target {
                             target = slot_of(cmd, &self.commands).map_or(target, Target::Slot);
                         }
@@ -489,6 +485,14 @@ impl Inner {
                     }
                 }
             };
+        }
+    }
+
+    /// One attempt on the slot's owner once it is known and reachable.
+    async fn to_owner(&self, slot: u16, cmd: &Cmd) -> Result<Value, Error> {
+        match self.live_owner(slot).await {
+            Some(addr) => self.attempt(&addr, cmd, false).await,
+            None => Err(self.uncovered(slot).await),
         }
     }
 

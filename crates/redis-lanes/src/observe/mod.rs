@@ -14,9 +14,12 @@ pub(crate) mod name;
 pub(crate) mod metrics;
 
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use redis::{Cmd, Pipeline, Value};
 use tracing::field::Empty;
+use tracing::instrument::Instrumented;
 use tracing::{Instrument, Span};
 
 use crate::error::Error;
@@ -151,17 +154,19 @@ impl<'a> Op<'a> {
 
     /// Runs `request` inside the span (so the lanes' own events are its children) and
     /// records how it ended.
-    pub(crate) async fn run<T: Reply>(
-        mut self,
-        request: impl Future<Output = Result<T, Error>>,
-    ) -> Result<T, Error> {
-        let result = request.instrument(self.span.clone()).await;
-        let failure = match &result {
-            Ok(reply) => reply.server_code().map(|code| (code, Some(code))),
-            Err(err) => Some((err.kind().label(), err.server_code())),
-        };
-        self.finish(failure);
-        result
+    ///
+    /// A future of its own rather than an `async fn`: an `async fn` keeps its argument
+    /// and the future it awaits in two places in its state, so every request's future,
+    /// allocated per command, would hold the request's state twice.
+    pub(crate) fn run<T: Reply, F: Future<Output = Result<T, Error>>>(
+        self,
+        request: F,
+    ) -> Run<'a, F> {
+        let span = self.span.clone();
+        Run {
+            op: self,
+            request: request.instrument(span),
+        }
     }
 
     /// `failure`: the error's type and, for a server error, its code.
@@ -202,6 +207,30 @@ impl Drop for Op<'_> {
         self.peer
             .metrics
             .latency(self.kind, metrics::Outcome::Cancelled, self.start.elapsed());
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future [`Op::run`] returns.
+    pub(crate) struct Run<'a, F> {
+        op: Op<'a>,
+        #[pin]
+        request: Instrumented<F>,
+    }
+}
+
+impl<T: Reply, F: Future<Output = Result<T, Error>>> Future for Run<'_, F> {
+    type Output = Result<T, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = std::task::ready!(this.request.poll(cx));
+        let failure = match &result {
+            Ok(reply) => reply.server_code().map(|code| (code, Some(code))),
+            Err(err) => Some((err.kind().label(), err.server_code())),
+        };
+        this.op.finish(failure);
+        Poll::Ready(result)
     }
 }
 
