@@ -24,6 +24,9 @@ enum Command {
     /// deadpool-redis pool and fred side by side: same process, same Tokio runtime, same
     /// server. Throughput, head-of-line blocking, cancellation and release on drop.
     Bench(bench::Args),
+    /// One measurement of the bench's memory scenario, in a process of its own.
+    #[command(hide = true)]
+    MemoryProbe(bench::memory_probe::ProbeArgs),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Demo(args) => demo::run(args).await,
             Command::Bench(args) => bench::run(args).await,
+            Command::MemoryProbe(args) => bench::memory_probe::run(args).await,
         }
     });
     match outcome {

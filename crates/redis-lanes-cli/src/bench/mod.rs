@@ -14,6 +14,8 @@ mod commands;
 mod hol;
 mod latency;
 mod limit;
+mod memory;
+pub(crate) mod memory_probe;
 mod progress;
 mod race;
 mod release;
@@ -107,6 +109,8 @@ pub(crate) enum Scenario {
     Cluster,
     /// What the per-request tracing spans cost, off and on.
     Spans,
+    /// Memory per queued request on a stalled server, and per large value.
+    Memory,
 }
 
 /// The operation a throughput cell measures.
@@ -146,6 +150,7 @@ pub(crate) async fn run(args: Args) -> Result<bool, BoxError> {
         silent: wanted(Scenario::Silent).then(|| silent::Plan::new(args.quick)),
         cluster: wanted(Scenario::Cluster).then(|| cluster::Plan::new(args.quick)),
         spans: wanted(Scenario::Spans).then(|| spans::Plan::new(args.quick)),
+        memory: wanted(Scenario::Memory).then(|| memory::Plan::new(args.quick)),
     };
 
     let _server; // Kept alive for the whole run; dropping it stops the server.
@@ -201,6 +206,7 @@ struct Plan {
     silent: Option<silent::Plan>,
     cluster: Option<cluster::Plan>,
     spans: Option<spans::Plan>,
+    memory: Option<memory::Plan>,
 }
 
 /// The throughput cells the options ask for.
@@ -265,6 +271,9 @@ async fn scenarios(
     }
     if let Some(plan) = plan.spans {
         done(spans::run(url, prefix, &plan).await?);
+    }
+    if let Some(plan) = plan.memory {
+        done(memory::run(url, &plan).await?);
     }
     // Last: fred keeps the connections of a dropped client open, and although this
     // scenario closes them with CLIENT KILL, nothing measured should run next to them.

@@ -210,7 +210,7 @@ pub(crate) async fn run(
 }
 
 /// The server's address from `url`, for the proxies to forward to.
-fn upstream(url: &str) -> Result<SocketAddr, BoxError> {
+pub(crate) fn upstream(url: &str) -> Result<SocketAddr, BoxError> {
     let parsed = redis::parse_redis_url(url).ok_or("the silent scenario needs a redis:// URL")?;
     let host = parsed.host_str().ok_or("the URL has no host")?;
     let port = parsed.port().unwrap_or(6379);
@@ -221,7 +221,7 @@ fn upstream(url: &str) -> Result<SocketAddr, BoxError> {
 }
 
 /// `url` with its host and port replaced by the proxy's.
-fn through(url: &str, proxy: &Proxy) -> Result<String, BoxError> {
+pub(crate) fn through(url: &str, proxy: &Proxy) -> Result<String, BoxError> {
     let mut parsed = redis::parse_redis_url(url).ok_or("not a redis:// URL")?;
     let addr = proxy.addr();
     parsed
