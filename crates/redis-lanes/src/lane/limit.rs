@@ -113,6 +113,18 @@ impl Limit {
         }
     }
 
+    /// Takes a slot for a request of `bytes` if one is free now, without waiting.
+    pub(crate) fn try_acquire(self: &Arc<Self>, bytes: usize) -> Option<Permit> {
+        if self.closed.load(SeqCst) || !self.try_take(bytes) {
+            return None;
+        }
+        Some(Permit {
+            limit: Arc::clone(self),
+            bytes,
+            early: None,
+        })
+    }
+
     /// Takes a slot for a request of `bytes`, waiting for one when the lane is full. Waiters are woken in the
     /// order they started waiting, but a caller arriving just as a slot frees may take
     /// it first; the woken waiter then waits again (no slot is lost, no waiter hangs).

@@ -19,8 +19,7 @@ use std::task::{Context, Poll};
 
 use redis::{Cmd, Pipeline, Value};
 use tracing::field::Empty;
-use tracing::instrument::Instrumented;
-use tracing::{Instrument, Span};
+use tracing::Span;
 
 use crate::error::Error;
 use crate::url::{Addr, ConnectInfo};
@@ -162,11 +161,7 @@ impl<'a> Op<'a> {
         self,
         request: F,
     ) -> Run<'a, F> {
-        let span = self.span.clone();
-        Run {
-            op: self,
-            request: request.instrument(span),
-        }
+        Run { op: self, request }
     }
 
     /// `failure`: the error's type and, for a server error, its code.
@@ -215,7 +210,7 @@ pin_project_lite::pin_project! {
     pub(crate) struct Run<'a, F> {
         op: Op<'a>,
         #[pin]
-        request: Instrumented<F>,
+        request: F,
     }
 }
 
@@ -224,7 +219,11 @@ impl<T: Reply, F: Future<Output = Result<T, Error>>> Future for Run<'_, F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        // Inside the span, so the lanes' own events are its children; a disabled span
+        // (no subscriber wants it, the common case) is not entered at all.
+        let entered = (!this.op.span.is_disabled()).then(|| this.op.span.enter());
         let result = std::task::ready!(this.request.poll(cx));
+        drop(entered);
         let failure = match &result {
             Ok(reply) => reply.server_code().map(|code| (code, Some(code))),
             Err(err) => Some((err.kind().label(), err.server_code())),
